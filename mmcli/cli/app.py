@@ -1,0 +1,109 @@
+"""The Typer app: global options, subcommand registration, and the one error path.
+
+Command modules are imported here (they are thin and never import an engine), so
+``mmcli --help`` stays as fast as Typer itself.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from mmcli import __version__, console
+from mmcli.errors import ExitCode, MmcliError
+from mmcli.settings import DEVICES, Settings
+
+
+class MmcliGroup(TyperGroup):
+    """Turns MmcliError into a one-line message + hint + exit code: the only place that does."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MmcliError as exc:
+            if _debug(ctx):
+                traceback.print_exc()
+            console.error(exc.message, exc.hint)
+            sys.exit(int(exc.exit_code))
+        except KeyboardInterrupt:
+            console.error("interrupted")
+            sys.exit(int(ExitCode.INTERRUPTED))
+        except BrokenPipeError:
+            # `mmcli … | head`: the reader left; not an error worth a traceback.
+            sys.stderr.close()
+            sys.exit(0)
+        finally:
+            from mmcli import engines
+
+            engines.close_all()
+
+
+def _debug(ctx: click.Context) -> bool:
+    obj = ctx.find_root().obj
+    return bool(getattr(obj, "debug", False))
+
+
+app = typer.Typer(
+    cls=MmcliGroup,
+    name="mmcli",
+    help="Run multimodal models locally: caption, vqa, transcribe, speak, segment, chat.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mmcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    models: Annotated[Optional[Path], typer.Option(
+        "--models", help="Extra manifest layered over the others (wins by model name).",
+        dir_okay=False)] = None,
+    offline: Annotated[bool, typer.Option(
+        "--offline", help="Local files only; never download (also HF_HUB_OFFLINE=1).")] = False,
+    device: Annotated[str, typer.Option(
+        "--device", help="auto | cpu | cuda | metal.")] = "auto",
+    threads: Annotated[Optional[int], typer.Option(
+        "--threads", min=1, help="CPU threads for the engines (default: engine's choice).")] = None,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress or notices.")] = False,
+    verbose: Annotated[bool, typer.Option(
+        "-v", "--verbose", help="Show engine logs (llama.cpp, onnxruntime…).")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[Optional[bool], typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version.")] = None,
+) -> None:
+    """Global options go before the command: `mmcli --offline transcribe a.mp3`."""
+    if device not in DEVICES:
+        raise typer.BadParameter(f"must be one of {', '.join(DEVICES)}", param_hint="--device")
+    ctx.obj = Settings.from_env(models_file=models, device=device, threads=threads, quiet=quiet,
+                                verbose=verbose, debug=debug)
+    if offline:
+        ctx.obj.offline = True
+
+
+def _register() -> None:
+    from mmcli.cli import doctor, models_cmd, tasks
+
+    app.add_typer(models_cmd.app, name="models")
+    app.command("doctor")(doctor.doctor)
+    tasks.register(app)
+
+
+_register()
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app(prog_name="mmcli")

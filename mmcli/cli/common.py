@@ -1,0 +1,60 @@
+"""Pieces every task command shares: option types, settings access, the batch driver.
+
+A task command parses its own options, builds a processor with ``mmcli.tasks.<task>``, and
+hands both to ``run_inputs`` - a screenful at most.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from mmcli.errors import NotAvailableError, UsageError
+from mmcli.settings import Settings
+
+# Shared option types, so every task command spells them the same way.
+InputsArg = Annotated[Optional[list[str]], typer.Argument(
+    help="Files, folders, globs, or - (paths on stdin, or the media itself).", show_default=False)]
+ModelOpt = Annotated[Optional[str], typer.Option(
+    "--model", "-m", help="Manifest name or a local model path (default: the task's default).")]
+OutputOpt = Annotated[Optional[Path], typer.Option(
+    "--output", "-o", help="Write all output to this file (atomically).", dir_okay=False)]
+OutputDirOpt = Annotated[Optional[Path], typer.Option(
+    "--output-dir", help="Write one sidecar per input under this folder.", file_okay=False)]
+SkipExistingOpt = Annotated[bool, typer.Option(
+    "--skip-existing", help="Skip inputs whose output already exists (with --output-dir).")]
+ShardOpt = Annotated[Optional[str], typer.Option(
+    "--shard", help="Process only shard K of N (K/N, 0-based): split a corpus across runs.")]
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    """The global settings the root callback stored (a default Settings in library use)."""
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, Settings) else Settings.from_env()
+
+
+def check_format(fmt: str, allowed: tuple[str, ...]) -> str:
+    """Validate ``--format`` against the task's formats (usage error, exit 2)."""
+    if fmt not in allowed:
+        raise UsageError(f"--format {fmt!r} is not one of {', '.join(allowed)}")
+    return fmt
+
+
+def stdin_stream() -> object:
+    """The binary stdin (a test runner may give a text wrapper without .buffer)."""
+    return getattr(sys.stdin, "buffer", sys.stdin)
+
+
+def not_available(task: str) -> Callable[..., None]:
+    """A command body for a task whose engine has not landed: exit 2 with a plain message."""
+
+    def command(ctx: typer.Context) -> None:
+        raise NotAvailableError(f"'mmcli {task}' is not available yet in this version",
+                                hint="see the README's roadmap; `mmcli models list` works today")
+
+    command.__doc__ = f"{task} (not available yet)."
+    return command

@@ -1,0 +1,121 @@
+"""Downloads: Hugging Face repos through huggingface-hub, ``url`` sources through urllib.
+
+Imported only when a download is really needed (huggingface-hub is slow to import).
+A failed or interrupted download never leaves a partial file under the final name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from mmcli import console
+from mmcli.errors import ModelUnavailableError
+from mmcli.manifest import ModelEntry
+from mmcli.resolve import local_files, url_blob_path
+from mmcli.settings import Settings
+
+CHUNK = 1 << 20
+
+
+def pull(entry: ModelEntry, settings: Settings) -> dict[str, Path]:
+    """Download every file of a repo/url entry and verify sha256; return role -> path."""
+    console.info(f"downloading {entry.name} (~{entry.size_mb:.0f} MB) from {entry.source_label}",
+                 quiet=settings.quiet)
+    if entry.source == "url":
+        for role, url in entry.url.items():
+            fetch_url(url, url_blob_path(entry.sha256[role], entry.roles[role]),
+                      entry.sha256[role], settings)
+    elif entry.source == "repo":
+        _pull_repo(entry, settings)
+    files = local_files(entry)
+    if files is None:
+        raise ModelUnavailableError(f"download of '{entry.name}' finished but files are missing",
+                                    hint="check 'files' in the manifest against the repo")
+    if entry.source == "repo":
+        _check_hashes(entry, files)
+    return files
+
+
+def _pull_repo(entry: ModelEntry, settings: Settings) -> None:
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.utils import disable_progress_bars
+    except ImportError:  # pragma: no cover - a hard dependency
+        raise ModelUnavailableError("huggingface-hub is not installed",
+                                    hint="run `pip install huggingface-hub`") from None
+    if not console.show_progress(settings.quiet):
+        disable_progress_bars()
+    try:
+        snapshot_download(repo_id=entry.repo or "", revision=entry.revision,
+                          allow_patterns=list(entry.files.values()))
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # network, auth, missing revision: all mean "unavailable"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelUnavailableError(
+            f"download of '{entry.name}' from {entry.repo} failed: {first[:200]}",
+            hint="check the network (HF_ENDPOINT for a mirror); a re-run resumes") from None
+
+
+def _check_hashes(entry: ModelEntry, files: dict[str, Path]) -> None:
+    from mmcli.modelstore import sha256_file
+
+    for role, expected in entry.sha256.items():
+        path = files[role]
+        if sha256_file(path) != expected.lower():
+            raise ModelUnavailableError(
+                f"checksum mismatch for '{entry.name}' file {path.name}",
+                hint=f"run `mmcli models rm {entry.name}` and pull again; "
+                     "if it persists the manifest pin is wrong")
+
+
+def fetch_url(url: str, dest: Path, sha256: str, settings: Settings) -> Path:
+    """Download ``url`` to ``dest`` via ``dest.part``, verifying sha256 before the rename.
+
+    Raises:
+        ModelUnavailableError: network failure or checksum mismatch (nothing is left behind).
+    """
+    if dest.is_file():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=60) as resp, part.open("wb") as out:
+            total = int(resp.headers.get("Content-Length") or 0)
+            with console.progress(total or 1, dest.name,
+                                  enabled=console.show_progress(settings.quiet)) as bar:
+                for block in iter(lambda: resp.read(CHUNK), b""):
+                    out.write(block)
+                    digest.update(block)
+                    if bar is not None:
+                        bar.advance(bar.task_ids[0], len(block))
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException as exc:
+        part.unlink(missing_ok=True)
+        _cleanup_empty(dest.parent)
+        if isinstance(exc, (urllib.error.URLError, OSError, ValueError)):
+            reason = getattr(exc, "reason", None) or exc
+            raise ModelUnavailableError(f"download of {url} failed: {reason}",
+                                        hint="check the network and re-run") from None
+        raise
+    if digest.hexdigest() != sha256.lower():
+        part.unlink(missing_ok=True)
+        _cleanup_empty(dest.parent)
+        raise ModelUnavailableError(
+            f"checksum mismatch for {url}: got {digest.hexdigest()[:12]}…, "
+            f"expected {sha256[:12]}…", hint="the file changed upstream or the manifest is wrong")
+    os.replace(part, dest)
+    return dest
+
+
+def _cleanup_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass

@@ -1,0 +1,124 @@
+"""Where records go: stdout (text/json/jsonl), ``-o FILE``, or sidecars under ``--output-dir``.
+
+Every file write is atomic (temp file in the same folder, fsync, rename), so a kill never
+leaves a half-written output behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+from mmcli.errors import UsageError
+from mmcli.inputs import InputItem
+from mmcli.records import Record
+
+BASE_FORMATS = ("text", "json", "jsonl")
+
+Renderer = Callable[[Record, str], str]
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` via a temp file + rename; nothing partial is ever visible."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def default_render(record: Record, fmt: str) -> str:
+    """Render a record in one of the base formats (tasks pass their own for srt, vtt…)."""
+    if fmt == "json":
+        return record.to_json(indent=2) + "\n"
+    if fmt == "jsonl":
+        return record.to_json() + "\n"
+    return record.text() + "\n"
+
+
+def sidecar_path(out_dir: Path, item: InputItem, suffix: str) -> Path:
+    """``out_dir/<rel path of the input><suffix>``, refusing anything that escapes out_dir."""
+    rel = item.rel
+    target = (out_dir / rel.parent / (rel.name + suffix)).resolve()
+    root = out_dir.resolve()
+    if root != target and root not in target.parents:
+        raise UsageError(f"output for {item.display} would be written outside {out_dir}")
+    return target
+
+
+class Writer:
+    """Receives records as they finish and sends them where the options say.
+
+    Args:
+        fmt: output format name.
+        render: record + format -> text.
+        output: ``-o FILE`` (written atomically at close) or None for stdout.
+        output_dir: ``--output-dir``: one sidecar per input.
+        suffix: sidecar suffix for ``fmt`` (e.g. ``.txt``).
+        many: more than one input (text output gets ``input: `` prefixes; json a list).
+        stdout: the stream for data (tests pass their own).
+    """
+
+    def __init__(self, fmt: str, render: Renderer = default_render, *, output: Path | None = None,
+                 output_dir: Path | None = None, suffix: str = ".txt", many: bool = False,
+                 stdout: TextIO | None = None) -> None:
+        if output is not None and output_dir is not None:
+            raise UsageError("-o and --output-dir cannot be used together")
+        self.fmt, self.render, self.output, self.output_dir = fmt, render, output, output_dir
+        self.suffix, self.many = suffix, many
+        self.stdout = stdout or sys.stdout
+        self.records: list[Record] = []
+        self.buffer: list[str] = []
+        self.written: list[Path] = []
+
+    def write(self, record: Record, item: InputItem | None = None) -> None:
+        """Emit one record now (jsonl/text/sidecar) or keep it for ``close`` (json, -o)."""
+        if self.output_dir is not None and item is not None:
+            if record.ok:
+                target = sidecar_path(self.output_dir, item, self.suffix)
+                atomic_write(target, self.render(record, self.fmt))
+                self.written.append(target)
+                self._emit(f"{target}\n")
+            return
+        if self.fmt == "json":
+            self.records.append(record)
+            return
+        if self.fmt == "text" and not record.ok:
+            return  # the error line already went to stderr; stdout stays data only
+        text = self.render(record, self.fmt)
+        if self.fmt == "text" and self.many:
+            text = f"{record.input}: {text}"
+        self._emit(text)
+
+    def _emit(self, text: str) -> None:
+        if self.output is not None:
+            self.buffer.append(text)
+        else:
+            self.stdout.write(text)
+            self.stdout.flush()
+
+    def close(self) -> None:
+        """Flush json documents and ``-o`` files."""
+        if self.fmt == "json" and self.output_dir is None:
+            if self.many or len(self.records) != 1:
+                doc = json.dumps([r.to_dict() for r in self.records], ensure_ascii=False, indent=2)
+            else:
+                doc = self.records[0].to_json(indent=2)
+            self._emit(doc + "\n")
+        if self.output is not None:
+            atomic_write(self.output, "".join(self.buffer))
