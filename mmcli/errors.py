@@ -56,7 +56,7 @@ class NotAvailableError(MmcliError):
 
 
 class ModelUnavailableError(MmcliError):
-    """The model cannot be used: not downloaded while offline, download or checksum failed (exit 3)."""
+    """The model cannot be used: offline and not downloaded, bad download or checksum (exit 3)."""
 
     exit_code = ExitCode.MODEL_UNAVAILABLE
 

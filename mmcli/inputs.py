@@ -91,7 +91,7 @@ class InputItem:
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
-    """Parse ``K/N`` (0 <= K < N), as in ``--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT``."""
+    """Parse ``K/N`` (0 <= K < N), e.g. ``--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT``."""
     if not text:
         return None
     try:

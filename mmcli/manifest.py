@@ -143,7 +143,8 @@ def _merge(manifest: Manifest, path: Path, data: dict[str, Any]) -> None:
     for task, names in defaults.items():
         where = f"{path}: [defaults] key '{task}'"
         if task not in engines.TASKS:
-            raise ConfigError(f"{where}: unknown task", hint=f"tasks are {', '.join(engines.TASKS)}")
+            raise ConfigError(f"{where}: unknown task",
+                              hint=f"tasks are {', '.join(engines.TASKS)}")
         if isinstance(names, str):
             names = [names]
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):

@@ -49,6 +49,13 @@ def stdin_stream() -> object:
     return getattr(sys.stdin, "buffer", sys.stdin)
 
 
+def add_not_available(app: typer.Typer, task: str, help_text: str) -> None:
+    """Register ``task`` as a command that says it is not available yet (exit 2)."""
+    app.command(task, help=f"{help_text} (not available yet)",
+                context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+                )(not_available(task))
+
+
 def not_available(task: str) -> Callable[..., None]:
     """A command body for a task whose engine has not landed: exit 2 with a plain message."""
 
@@ -58,3 +65,38 @@ def not_available(task: str) -> Callable[..., None]:
 
     command.__doc__ = f"{task} (not available yet)."
     return command
+
+
+def run_batch(ctx: typer.Context, *, task: str, inputs: list[str] | None, model: str | None,
+              fmt: str, output: Path | None, output_dir: Path | None, skip_existing: bool,
+              shard: str | None, options: object, suffix: str | None = None,
+              mmproj: Path | None = None, decoder: Path | None = None) -> None:
+    """The whole life of a batch command: resolve the model, discover inputs, stream records.
+
+    Exits with the batch's exit code (0 all ok, 1 some failed). Errors that concern the whole
+    run (model unavailable, usage) propagate as MmcliError to the app's error path.
+    """
+    from mmcli import batch, manifest, resolve
+    from mmcli import inputs as inputs_mod
+    from mmcli.outputs import Writer
+    from mmcli.tasks import task_module
+
+    settings = settings_of(ctx)
+    mod = task_module(task)
+    check_format(fmt, mod.FORMATS)
+    if not inputs:
+        raise UsageError(f"no inputs given to 'mmcli {task}'",
+                         hint=f"pass files, folders, globs or - ; see `mmcli {task} --help`")
+    if skip_existing and output_dir is None:
+        raise UsageError("--skip-existing needs --output-dir")
+    items = inputs_mod.discover(inputs, set(mod.KINDS), stdin=stdin_stream(),  # type: ignore[arg-type]
+                                stdin_bytes=mod.STDIN_BYTES,
+                                shard=inputs_mod.parse_shard(shard))
+    resolved = resolve.resolve(model, task, manifest.load(settings.models_file), settings,
+                               mmproj=mmproj, decoder=decoder)
+    process = mod.processor(resolved, settings, options)
+    writer = Writer(fmt, mod.render, output=output, output_dir=output_dir,
+                    suffix=suffix or mod.suffix(fmt), many=len(items) > 1 or len(inputs) > 1)
+    summary = batch.run(items, process, lambda item, info: mod.error_record(item, info, resolved),
+                        writer, settings, skip_existing=skip_existing)
+    raise typer.Exit(int(summary.exit_code))

@@ -1,4 +1,4 @@
-"""``mmcli doctor``: what engines import, what GPU offload each can use, what config is in effect."""
+"""``mmcli doctor``: which engines import, their GPU offload, and the config in effect."""
 
 from __future__ import annotations
 

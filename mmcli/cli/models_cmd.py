@@ -19,7 +19,7 @@ app = typer.Typer(help="List, download, locate, verify and remove models.", no_a
 @app.command("list")
 def list_models(
     ctx: typer.Context,
-    task: Annotated[Optional[str], typer.Option("--task", help="Only models for this task.")] = None,
+    task: Annotated[Optional[str], typer.Option("--task", help="Only this task.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
 ) -> None:
     """Every model of the manifest: tasks, engine, size, source, license, status, defaults."""
@@ -91,7 +91,8 @@ def verify(ctx: typer.Context,
 
 
 @app.command("rm")
-def rm(ctx: typer.Context, names: Annotated[list[str], typer.Argument(help="Model names.")]) -> None:
+def rm(ctx: typer.Context,
+       names: Annotated[list[str], typer.Argument(help="Model names.")]) -> None:
     """Remove cached downloads (never package or user-path models)."""
     settings = settings_of(ctx)
     manifest = manifest_mod.load(settings.models_file)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from mmcli.cli.common import not_available
+from mmcli.cli.common import add_not_available
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
-    app.command("segment", help="Segment images with Segment Anything. (not available yet)", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(not_available("segment"))
+    add_not_available(app, "segment", "Segment images with Segment Anything.")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from mmcli.cli.common import not_available
+from mmcli.cli.common import add_not_available
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
-    app.command("transcribe", help="Transcribe speech in audio or video files. (not available yet)", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(not_available("transcribe"))
-    app.command("speak", help="Speak text with a piper voice. (not available yet)", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(not_available("speak"))
+    add_not_available(app, "transcribe", "Transcribe speech in audio or video files.")
+    add_not_available(app, "speak", "Speak text with a piper voice.")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from mmcli.cli.common import not_available
+from mmcli.cli.common import add_not_available
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
-    app.command("caption", help="Describe images with a vision-language model. (not available yet)", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(not_available("caption"))
-    app.command("vqa", help="Answer questions about images. (not available yet)", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(not_available("vqa"))
+    add_not_available(app, "caption", "Describe images with a vision-language model.")
+    add_not_available(app, "vqa", "Answer questions about images.")
