@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -96,14 +95,16 @@ def fetch_url(url: str, dest: Path, sha256: str, settings: Settings) -> Path:
                         bar.advance(bar.task_ids[0], len(block))
             out.flush()
             os.fsync(out.fileno())
+            if total and out.tell() != total:
+                raise ConnectionError(f"connection closed after {out.tell()} of {total} bytes")
     except BaseException as exc:
         part.unlink(missing_ok=True)
         _cleanup_empty(dest.parent)
-        if isinstance(exc, (urllib.error.URLError, OSError, ValueError)):
-            reason = getattr(exc, "reason", None) or exc
-            raise ModelUnavailableError(f"download of {url} failed: {reason}",
+        if isinstance(exc, Exception):  # URLError, IncompleteRead, timeouts, disk full...
+            reason = getattr(exc, "reason", None) or exc or type(exc).__name__
+            raise ModelUnavailableError(f"download of {url} failed: {reason!s:.200}",
                                         hint="check the network and re-run") from None
-        raise
+        raise  # KeyboardInterrupt / SystemExit: nothing left behind, then stop
     if digest.hexdigest() != sha256.lower():
         part.unlink(missing_ok=True)
         _cleanup_empty(dest.parent)

@@ -1,0 +1,34 @@
+"""``fake`` engine: reads bytes and reports their size and hash. Counts loads."""
+
+from __future__ import annotations
+
+import hashlib
+
+from mmcli.errors import InputError
+from mmcli.resolve import ResolvedModel
+from mmcli.settings import Settings
+
+
+class FakeEngine:
+    """Loads nothing heavy; ``describe`` fails on empty input like a real decoder would."""
+
+    loads = 0
+
+    def __init__(self, model: ResolvedModel) -> None:
+        self.model = model
+        self.device = "cpu"
+        self.closed = False
+
+    @classmethod
+    def load(cls, model: ResolvedModel, settings: Settings) -> FakeEngine:
+        cls.loads += 1
+        return cls(model)
+
+    def describe(self, data: bytes, upper: bool = False) -> str:
+        if not data:
+            raise InputError("file is empty")
+        text = f"{len(data)} bytes sha256:{hashlib.sha256(data).hexdigest()[:12]}"
+        return text.upper() if upper else text
+
+    def close(self) -> None:
+        self.closed = True

@@ -1,0 +1,71 @@
+"""Fixtures that plug the fake engine and a hidden ``fake-caption`` command into the real app."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import pytest
+import typer
+
+from mmcli import engines, tasks
+from mmcli.cli import common
+from tests.fakes.engine import FakeEngine
+
+FAKE_MANIFEST = """
+[models.fake-echo]
+engine = "fake"
+tasks = ["caption"]
+description = "fake engine for tests"
+license = "MIT"
+size_mb = 0
+path = "{dir}"
+files = {{ model = "weights.bin" }}
+
+[defaults]
+caption = ["fake-echo"]
+"""
+
+
+def fake_caption(
+    ctx: typer.Context,
+    inputs: common.InputsArg = None,
+    model: common.ModelOpt = None,
+    fmt: Annotated[str, typer.Option("--format", "-f")] = "text",
+    output: common.OutputOpt = None,
+    output_dir: common.OutputDirOpt = None,
+    skip_existing: common.SkipExistingOpt = False,
+    shard: common.ShardOpt = None,
+    upper: Annotated[bool, typer.Option("--upper")] = False,
+) -> None:
+    """Hidden test command: runs the fake task through the shared batch driver."""
+    from tests.fakes.task import Options
+
+    common.run_batch(ctx, task="caption", inputs=inputs, model=model, fmt=fmt, output=output,
+                     output_dir=output_dir, skip_existing=skip_existing, shard=shard,
+                     options=Options(upper=upper))
+
+
+@pytest.fixture
+def fake_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Registers engine ``fake`` + command ``fake-caption``; yields a manifest using them."""
+    from mmcli.cli.app import app
+
+    engines.register(engines.EngineSpec("fake", "tests.fakes.engine:FakeEngine",
+                                        frozenset({"caption"})))
+    monkeypatch.setitem(tasks.TASK_MODULES, "caption", "tests.fakes.task")
+    model_dir = tmp_path / "fake-model"
+    model_dir.mkdir()
+    (model_dir / "weights.bin").write_bytes(b"w")
+    manifest = tmp_path / "fake.toml"
+    manifest.write_text(FAKE_MANIFEST.format(dir=model_dir))
+    FakeEngine.loads = 0
+    before = list(app.registered_commands)
+    app.command("fake-caption", hidden=True)(fake_caption)
+    try:
+        yield manifest
+    finally:
+        app.registered_commands[:] = before
+        engines.close_all()
+        engines.unregister("fake")
