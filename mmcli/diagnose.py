@@ -17,6 +17,11 @@ PACKAGES = ("llama-cpp-python", "faster-whisper", "ctranslate2", "piper-tts", "o
             "huggingface-hub", "av", "numpy", "pillow", "typer", "rich")
 
 
+# onnxruntime lists "AzureExecutionProvider" on CPU-only builds: count only real accelerators.
+GPU_PROVIDERS = {"CUDAExecutionProvider", "TensorrtExecutionProvider", "ROCMExecutionProvider",
+                 "CoreMLExecutionProvider", "DmlExecutionProvider", "MIGraphXExecutionProvider"}
+
+
 def _version(dist: str) -> str | None:
     try:
         return importlib.metadata.version(dist)
@@ -98,7 +103,7 @@ def lines(r: dict[str, Any]) -> list[str]:
         out.append(f"{name:<11} ok{(' (' + extra + ')') if extra else ''}")
     gpu = r["engines"]["llama"].get("gpu_offload") or \
         r["engines"]["whisper"].get("cuda_devices", 0) > 0 or \
-        any(p != "CPUExecutionProvider" for p in r["engines"]["sam-onnx"].get("providers", []))
+        bool(GPU_PROVIDERS & set(r["engines"]["sam-onnx"].get("providers", [])))
     out.append(f"gpu         {'available' if gpu else 'none usable (CPU only)'}")
     pk = ", ".join(f"{k} {v}" for k, v in r["packages"].items() if v)
     out.append(f"packages    {pk}")

@@ -7,11 +7,9 @@ Command modules are imported here (they are thin and never import an engine), so
 from __future__ import annotations
 
 import sys
-import traceback
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -23,11 +21,13 @@ from mmcli.settings import DEVICES, Settings
 class MmcliGroup(TyperGroup):
     """Turns MmcliError into a one-line message + hint + exit code: the only place that does."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
         except MmcliError as exc:
             if _debug(ctx):
+                import traceback
+
                 traceback.print_exc()
             console.error(exc.message, exc.hint)
             sys.exit(int(exc.exit_code))
@@ -44,7 +44,7 @@ class MmcliGroup(TyperGroup):
             engines.close_all()
 
 
-def _debug(ctx: click.Context) -> bool:
+def _debug(ctx: typer.Context) -> bool:
     obj = ctx.find_root().obj
     return bool(getattr(obj, "debug", False))
 
@@ -55,6 +55,8 @@ app = typer.Typer(
     help="Run multimodal models locally: caption, vqa, transcribe, speak, segment, chat.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Plain click help: Rich's help renderer costs ~60 ms of imports on every --help.
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

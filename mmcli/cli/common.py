@@ -19,8 +19,21 @@ from mmcli.settings import Settings
 # Shared option types, so every task command spells them the same way.
 InputsArg = Annotated[Optional[list[str]], typer.Argument(
     help="Files, folders, globs, or - (paths on stdin, or the media itself).", show_default=False)]
+
+
+def complete_model(incomplete: str) -> list[str]:
+    """Shell completion for --model: manifest names (paths complete as files in the shell)."""
+    from mmcli import manifest
+
+    try:
+        return [n for n in manifest.load().models if n.startswith(incomplete)]
+    except Exception:  # a broken user manifest must not break the shell
+        return []
+
+
 ModelOpt = Annotated[Optional[str], typer.Option(
-    "--model", "-m", help="Manifest name or a local model path (default: the task's default).")]
+    "--model", "-m", help="Manifest name or a local model path (default: the task's default).",
+    autocompletion=complete_model)]
 OutputOpt = Annotated[Optional[Path], typer.Option(
     "--output", "-o", help="Write all output to this file (atomically).", dir_okay=False)]
 OutputDirOpt = Annotated[Optional[Path], typer.Option(

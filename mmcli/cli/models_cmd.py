@@ -7,13 +7,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from mmcli import manifest as manifest_mod
-from mmcli import modelstore
 from mmcli.cli.common import settings_of
 from mmcli.errors import MmcliError, ModelUnavailableError, UsageError
-from mmcli.resolve import find_entry
 
-app = typer.Typer(help="List, download, locate, verify and remove models.", no_args_is_help=True)
+# Imported inside each command: `mmcli --help` must not pay for the manifest machinery.
+app = typer.Typer(help="List, download, locate, verify and remove models.", no_args_is_help=True,
+                  rich_markup_mode=None)
 
 
 @app.command("list")
@@ -24,6 +23,9 @@ def list_models(
 ) -> None:
     """Every model of the manifest: tasks, engine, size, source, license, status, defaults."""
     settings = settings_of(ctx)
+    from mmcli import manifest as manifest_mod
+    from mmcli import modelstore
+
     manifest = manifest_mod.load(settings.models_file)
     if task is not None and task not in modelstore.TASKS:
         raise UsageError(f"unknown task '{task}'", hint=f"tasks: {', '.join(modelstore.TASKS)}")
@@ -40,6 +42,10 @@ def pull(ctx: typer.Context,
          names: Annotated[list[str], typer.Argument(help="Model names.")]) -> None:
     """Download models (hub or URL) into the cache and verify their sha256."""
     settings = settings_of(ctx)
+    from mmcli import manifest as manifest_mod
+    from mmcli import modelstore
+    from mmcli.resolve import find_entry
+
     manifest = manifest_mod.load(settings.models_file)
     entries = [find_entry(n, manifest) for n in names]
     failed: list[MmcliError] = []
@@ -64,6 +70,10 @@ def pull(ctx: typer.Context,
 def path(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Model name.")]) -> None:
     """Print the local file of each role (``role<TAB>path``), for scripts."""
     settings = settings_of(ctx)
+    from mmcli import manifest as manifest_mod
+    from mmcli import modelstore
+    from mmcli.resolve import find_entry
+
     manifest = manifest_mod.load(settings.models_file)
     files = modelstore.local_or_fail(find_entry(name, manifest))
     for role, p in files.items():
@@ -76,6 +86,10 @@ def verify(ctx: typer.Context,
                help="Model names (default: every local model).")] = None) -> None:
     """Re-hash local model files against the manifest's sha256 (or the hub's LFS hash)."""
     settings = settings_of(ctx)
+    from mmcli import manifest as manifest_mod
+    from mmcli import modelstore
+    from mmcli.resolve import find_entry
+
     manifest = manifest_mod.load(settings.models_file)
     entries = [find_entry(n, manifest) for n in names] if names else \
         [e for _, e in sorted(manifest.models.items()) if modelstore.is_local(e)]
@@ -95,6 +109,10 @@ def rm(ctx: typer.Context,
        names: Annotated[list[str], typer.Argument(help="Model names.")]) -> None:
     """Remove cached downloads (never package or user-path models)."""
     settings = settings_of(ctx)
+    from mmcli import manifest as manifest_mod
+    from mmcli import modelstore
+    from mmcli.resolve import find_entry
+
     manifest = manifest_mod.load(settings.models_file)
     for name in names:
         for removed in modelstore.remove(find_entry(name, manifest)):
