@@ -21,7 +21,7 @@ from mmcli.settings import DEVICES, Settings
 class MmcliGroup(TyperGroup):
     """Turns MmcliError into a one-line message + hint + exit code: the only place that does."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # typer's vendored click.Context
         try:
             return super().invoke(ctx)
         except MmcliError as exc:
@@ -44,7 +44,7 @@ class MmcliGroup(TyperGroup):
             engines.close_all()
 
 
-def _debug(ctx: typer.Context) -> bool:
+def _debug(ctx: Any) -> bool:
     obj = ctx.find_root().obj
     return bool(getattr(obj, "debug", False))
 

@@ -1,1 +1,1 @@
-"""A fake engine and task, registered exactly like the real ones (engines.register, TASK_MODULES)."""
+"""A fake engine and task, registered like the real ones (engines.register, TASK_MODULES)."""
