@@ -14,12 +14,27 @@ from dataclasses import dataclass, field
 from mmcli import console
 from mmcli.errors import ExitCode, InputError, MmcliError
 from mmcli.inputs import InputItem
+from mmcli.journal import Journal
 from mmcli.outputs import Writer, sidecar_path
 from mmcli.records import ErrorInfo, Record
 from mmcli.settings import Settings
 
 Process = Callable[[InputItem], Iterable[Record]]
 ErrorRecord = Callable[[InputItem, ErrorInfo], Record]
+
+
+class Terminated(BaseException):
+    """Raised by the SIGTERM handler: abandon the current input like Ctrl-C does."""
+
+
+@dataclass
+class Job:
+    """Journal-backed batch state: which inputs are done, the time budget, retry policy."""
+
+    journal: Journal | None = None
+    key: Callable[[InputItem], str] | None = None
+    budget_s: float | None = None
+    retry_failed: bool = False
 
 
 @dataclass
@@ -29,12 +44,15 @@ class Summary:
     done: int = 0
     failed: int = 0
     skipped: int = 0
+    left: int = 0
     started: float = field(default_factory=time.perf_counter)
 
     def line(self) -> str:
-        """``3 done, 1 failed, 0 skipped in 2.1 s``."""
+        """``3 done, 1 failed, 0 skipped in 2.1 s`` (+ ``, 5 left`` when stopped early)."""
         took = time.perf_counter() - self.started
-        return f"{self.done} done, {self.failed} failed, {self.skipped} skipped in {took:.1f} s"
+        left = f", {self.left} left" if self.left else ""
+        return (f"{self.done} done, {self.failed} failed, {self.skipped} skipped{left} "
+                f"in {took:.1f} s")
 
     @property
     def exit_code(self) -> ExitCode:
@@ -43,7 +61,7 @@ class Summary:
 
 
 def run(items: list[InputItem], process: Process, error_record: ErrorRecord, writer: Writer,
-        settings: Settings, *, skip_existing: bool = False) -> Summary:
+        settings: Settings, *, skip_existing: bool = False, job: Job | None = None) -> Summary:
     """Process every item, writing records as they arrive.
 
     Args:
@@ -53,56 +71,85 @@ def run(items: list[InputItem], process: Process, error_record: ErrorRecord, wri
         writer: where records go.
         settings: global settings (quiet, debug).
         skip_existing: skip items whose sidecar already exists under the writer's output dir.
+        job: journal, time budget and retry policy (``--journal``, ``--max-duration``…).
     Returns:
         The summary; ``summary.exit_code`` is the batch's exit code.
     """
     summary = Summary()
+    job = job or Job()
     show = console.show_progress(settings.quiet) and len(items) > 1
-    with console.progress(len(items), "processing", enabled=show) as bar:
-        for item in items:
-            if skip_existing and writer.output_dir is not None and \
-                    sidecar_path(writer.output_dir, item, writer.suffix).exists():
-                summary.skipped += 1
-            else:
-                _one(item, process, error_record, writer, settings, summary)
-            if bar is not None:
-                bar.advance(bar.task_ids[0])
-    writer.close()
-    if len(items) > 1 or summary.failed or summary.skipped:
+    try:
+        with console.progress(len(items), "processing", enabled=show) as bar:
+            for index, item in enumerate(items):
+                if job.budget_s is not None and \
+                        time.perf_counter() - summary.started > job.budget_s:
+                    summary.left = len(items) - index
+                    console.info(f"time budget reached; {summary.left} inputs left for the "
+                                 "next run", quiet=settings.quiet)
+                    break
+                if _skip(item, writer, job, skip_existing):
+                    summary.skipped += 1
+                else:
+                    _one(item, process, error_record, writer, settings, summary, job)
+                if bar is not None:
+                    bar.advance(bar.task_ids[0])
+        writer.close()
+    except (KeyboardInterrupt, Terminated):
+        summary.left = len(items) - summary.done - summary.failed - summary.skipped
+        console.info(f"stopped: {summary.line()}", quiet=False)
+        raise
+    if len(items) > 1 or summary.failed or summary.skipped or summary.left:
         console.info(summary.line(), quiet=settings.quiet)
     return summary
 
 
+def _skip(item: InputItem, writer: Writer, job: Job, skip_existing: bool) -> bool:
+    if skip_existing and writer.output_dir is not None and \
+            sidecar_path(writer.output_dir, item, writer.suffix).exists():
+        return True
+    if job.journal is None or job.key is None or item.error is not None:
+        return False
+    state = job.journal.status(job.key(item))
+    return state == "done" or (state == "failed" and not job.retry_failed)
+
+
 def _one(item: InputItem, process: Process, error_record: ErrorRecord, writer: Writer,
-         settings: Settings, summary: Summary) -> None:
+         settings: Settings, summary: Summary, job: Job) -> None:
+    first_output = len(writer.written)
+    failure: str | None = None
     try:
         if item.error is not None:
             raise InputError(item.error)
         records: Iterator[Record] = iter(process(item))
         for record in records:
             writer.write(record, item)
-            if record.ok:
-                summary.done += 1
-            else:
-                summary.failed += 1
-                assert record.error is not None
+            if record.error is not None:
+                failure = record.error.message
                 console.error(f"{item.display}: {record.error.message}")
     except MmcliError as exc:
         if not isinstance(exc, InputError):
             raise  # concerns the whole batch (model unavailable, usage): stop here
-        _fail(item, exc, error_record, writer, settings, summary)
+        failure = _fail(item, exc, error_record, writer, settings)
     except (OSError, ValueError, RuntimeError) as exc:
         # Engines and decoders raise these on bad content; the batch must go on.
-        _fail(item, exc, error_record, writer, settings, summary)
+        failure = _fail(item, exc, error_record, writer, settings)
+    if failure is None:
+        summary.done += 1
+    else:
+        summary.failed += 1
+    if job.journal is not None and job.key is not None and item.error is None:
+        # After the outputs were renamed into place: "done" always means the files exist.
+        job.journal.append(job.key(item), item, "failed" if failure else "done",
+                           writer.written[first_output:], failure)
 
 
 def _fail(item: InputItem, exc: BaseException, error_record: ErrorRecord, writer: Writer,
-          settings: Settings, summary: Summary) -> None:
+          settings: Settings) -> str:
     if settings.debug:
         traceback.print_exc()
     info = ErrorInfo.from_exception(exc)
     message = info.message if info.message.startswith(item.display) else \
         f"{item.display}: {info.message}"
     console.error(message)
-    summary.failed += 1
     writer.write(error_record(item, info), item)
+    return info.message

@@ -71,6 +71,12 @@ class InputError(MmcliError):
     exit_code = ExitCode.INPUT_FAILED
 
 
+class OutputError(MmcliError):
+    """An output cannot be written (disk full, read-only folder): the batch stops (exit 1)."""
+
+    exit_code = ExitCode.INPUT_FAILED
+
+
 class LockedError(MmcliError):
     """Another mmcli run holds the job lock (exit 75)."""
 

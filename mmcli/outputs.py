@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from mmcli.errors import UsageError
+from mmcli.errors import OutputError, UsageError
 from mmcli.inputs import InputItem
 from mmcli.records import Record
 
@@ -91,8 +91,7 @@ class Writer:
         if self.output_dir is not None and item is not None:
             if record.ok:
                 target = sidecar_path(self.output_dir, item, self.suffix)
-                atomic_write(target, self.render(record, self.fmt))
-                self.written.append(target)
+                self.save(target, self.render(record, self.fmt))
                 self._emit(f"{target}\n")
             return
         if self.fmt == "json":
@@ -104,6 +103,16 @@ class Writer:
         if self.fmt == "text" and self.many:
             text = f"{record.input}: {text}"
         self._emit(text)
+
+    def save(self, target: Path, data: bytes | str) -> None:
+        """Atomically write one output file; a write failure stops the batch cleanly."""
+        try:
+            atomic_write(target, data)
+        except OSError as exc:
+            raise OutputError(f"cannot write {target}: {exc.strerror or exc}",
+                              hint="free space or fix permissions, then re-run: finished "
+                                   "inputs are kept and nothing half-written was left") from None
+        self.written.append(target)
 
     def _emit(self, text: str) -> None:
         if self.output is not None:
@@ -121,4 +130,4 @@ class Writer:
                 doc = self.records[0].to_json(indent=2)
             self._emit(doc + "\n")
         if self.output is not None:
-            atomic_write(self.output, "".join(self.buffer))
+            self.save(self.output, "".join(self.buffer))

@@ -175,6 +175,28 @@ def pick_default(task: str, manifest: Manifest, settings: Settings) -> ResolvedM
     return ensure_local(downloadable[0], settings)
 
 
+def plan(model: str | None, task: str, manifest: Manifest) -> tuple[ModelInfo, str, float]:
+    """Which model a run would use, without downloading: ``(info, status, size_mb)``."""
+    if model is None:
+        entries = [manifest.models[n] for n in manifest.defaults.get(task, [])]
+        local = [e for e in entries if local_files(e) is not None]
+        remote = [e for e in entries if e.source in ("repo", "url")]
+        chosen = (local or remote or entries or [None])[0]
+        if chosen is None:
+            raise UsageError(f"no default model for task '{task}'")
+        return info_for(chosen), status(chosen), chosen.size_mb
+    if model in manifest.models or not (Path(model).exists() or "/" in model):
+        entry = find_entry(model, manifest, task)
+        return info_for(entry), status(entry), entry.size_mb
+    size = Path(model).stat().st_size / 1e6 if Path(model).is_file() else 0.0
+    return ModelInfo(name=Path(model).name, source=f"path:{model}"), "local", size
+
+
+def model_id(info: ModelInfo) -> str:
+    """What identifies a model's output in a journal key: name + pin."""
+    return f"{info.name}@{info.revision or info.sha256 or info.source}"
+
+
 def find_entry(name: str, manifest: Manifest, task: str | None = None) -> ModelEntry:
     """Look up a manifest name, with "did you mean" suggestions for typos."""
     entry = manifest.models.get(name)

@@ -115,10 +115,11 @@ def test_output_dir_sidecars_and_skip_existing(cli, fake_engine, tmp_path):
     assert (out / "sub" / "b.jpg.txt").is_file()
     assert not (out / "empty.wav.txt").exists()  # failures leave no sidecar: a rerun retries
     (out / "a.png.txt").write_text("kept")
-    r = cli(*args, "--skip-existing")
+    r = cli(*args, "--skip-existing", "--no-resume")  # without the journal's help
     assert (out / "a.png.txt").read_text() == "kept"
-    assert "2 skipped" in r.stderr
+    assert "2 skipped" in r.stderr and "1 failed" in r.stderr
     assert not list(out.rglob(".*.tmp"))
+    assert sorted(p.name for p in out.iterdir()) == [".mmcli-journal.jsonl", ".mmcli.lock", "a.png.txt", "sub"]
 
 
 def test_shards_partition_the_inputs(cli, fake_engine, tmp_path):

@@ -34,6 +34,13 @@ class MmcliGroup(TyperGroup):
         except KeyboardInterrupt:
             console.error("interrupted")
             sys.exit(int(ExitCode.INTERRUPTED))
+        except BaseException as exc:
+            from mmcli.batch import Terminated
+
+            if isinstance(exc, Terminated):
+                console.error("terminated")
+                sys.exit(int(ExitCode.TERMINATED))
+            raise
         except BrokenPipeError:
             # `mmcli … | head`: the reader left; not an error worth a traceback.
             sys.stderr.close()

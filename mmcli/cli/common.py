@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from mmcli.errors import NotAvailableError, UsageError
+from mmcli.journal import JobOptions
 from mmcli.settings import Settings
 
 # Shared option types, so every task command spells them the same way.
@@ -42,6 +43,28 @@ SkipExistingOpt = Annotated[bool, typer.Option(
     "--skip-existing", help="Skip inputs whose output already exists (with --output-dir).")]
 ShardOpt = Annotated[Optional[str], typer.Option(
     "--shard", help="Process only shard K of N (K/N, 0-based): split a corpus across runs.")]
+# Batch-job options (journal, resume, lock, time budget): see mmcli.journal.
+JournalOpt = Annotated[Optional[Path], typer.Option(
+    "--journal", help="Job journal (default: DIR/.mmcli-journal.jsonl with --output-dir).",
+    dir_okay=False, rich_help_panel="Batch jobs")]
+ResumeOpt = Annotated[bool, typer.Option(
+    "--resume/--no-resume", help="Skip inputs the journal lists as done (default).",
+    rich_help_panel="Batch jobs")]
+RetryFailedOpt = Annotated[bool, typer.Option(
+    "--retry-failed", help="Re-run inputs the journal lists as failed.",
+    rich_help_panel="Batch jobs")]
+LockOpt = Annotated[Optional[Path], typer.Option(
+    "--lock", help="Lock file; a second run exits 75 (default: beside the journal).",
+    dir_okay=False, rich_help_panel="Batch jobs")]
+MaxDurationOpt = Annotated[Optional[str], typer.Option(
+    "--max-duration", help="Stop taking new inputs after this long (90s, 30m, 1h30m); exit 0.",
+    rich_help_panel="Batch jobs")]
+DryRunOpt = Annotated[bool, typer.Option(
+    "--dry-run", help="List what would be processed or skipped and the model; load nothing.",
+    rich_help_panel="Batch jobs")]
+HashInputsOpt = Annotated[bool, typer.Option(
+    "--hash-inputs", help="Key the journal by content hash instead of path+size+mtime.",
+    rich_help_panel="Batch jobs")]
 
 
 def settings_of(ctx: typer.Context) -> Settings:
@@ -83,18 +106,21 @@ def not_available(task: str) -> Callable[..., None]:
 def run_batch(ctx: typer.Context, *, task: str, inputs: list[str] | None, model: str | None,
               fmt: str, output: Path | None, output_dir: Path | None, skip_existing: bool,
               shard: str | None, options: object, suffix: str | None = None,
-              mmproj: Path | None = None, decoder: Path | None = None) -> None:
+              mmproj: Path | None = None, decoder: Path | None = None,
+              job: JobOptions | None = None) -> None:
     """The whole life of a batch command: resolve the model, discover inputs, stream records.
 
     Exits with the batch's exit code (0 all ok, 1 some failed). Errors that concern the whole
-    run (model unavailable, usage) propagate as MmcliError to the app's error path.
+    run (model unavailable, usage, lock held) propagate as MmcliError to the app's error path.
     """
     from mmcli import batch, manifest, resolve
     from mmcli import inputs as inputs_mod
+    from mmcli.journal import JOURNAL_NAME, LOCK_NAME, JobLock, Journal, input_key, options_hash
     from mmcli.outputs import Writer
     from mmcli.tasks import task_module
 
     settings = settings_of(ctx)
+    job = job or JobOptions()
     mod = task_module(task)
     check_format(fmt, mod.FORMATS)
     if not inputs:
@@ -102,14 +128,83 @@ def run_batch(ctx: typer.Context, *, task: str, inputs: list[str] | None, model:
                          hint=f"pass files, folders, globs or - ; see `mmcli {task} --help`")
     if skip_existing and output_dir is None:
         raise UsageError("--skip-existing needs --output-dir")
+    budget = job.budget_s
     items = inputs_mod.discover(inputs, set(mod.KINDS), stdin=stdin_stream(),  # type: ignore[arg-type]
                                 stdin_bytes=mod.STDIN_BYTES,
                                 shard=inputs_mod.parse_shard(shard))
-    resolved = resolve.resolve(model, task, manifest.load(settings.models_file), settings,
-                               mmproj=mmproj, decoder=decoder)
-    process = mod.processor(resolved, settings, options)
-    writer = Writer(fmt, mod.render, output=output, output_dir=output_dir,
-                    suffix=suffix or mod.suffix(fmt), many=len(items) > 1 or len(inputs) > 1)
-    summary = batch.run(items, process, lambda item, info: mod.error_record(item, info, resolved),
-                        writer, settings, skip_existing=skip_existing)
+    journal_path = job.journal or (output_dir / JOURNAL_NAME if output_dir else None)
+    lock_path = job.lock or (journal_path.parent / LOCK_NAME if journal_path else None)
+    loaded = manifest.load(settings.models_file)
+    opt_hash = options_hash(options, fmt)
+    with JobLock(lock_path) if lock_path else _nolock():
+        journal = Journal.open(journal_path) if journal_path else None
+        if journal is not None and not job.resume:
+            journal.state.clear()  # --no-resume: redo everything, keep appending
+        if job.dry_run:
+            _dry_run(items, resolve.plan(model, task, loaded), journal, job, opt_hash)
+            raise typer.Exit(0)
+        resolved = resolve.resolve(model, task, loaded, settings, mmproj=mmproj, decoder=decoder)
+        mid = resolve.model_id(resolved.info)
+        key = (lambda item: input_key(item, mid, opt_hash, job.hash_inputs))  # noqa: E731
+        process = mod.processor(resolved, settings, options)
+        writer = Writer(fmt, mod.render, output=output, output_dir=output_dir,
+                        suffix=suffix or mod.suffix(fmt), many=len(items) > 1 or len(inputs) > 1)
+        with _sigterm_raises():
+            summary = batch.run(
+                items, process, lambda item, info: mod.error_record(item, info, resolved),
+                writer, settings, skip_existing=skip_existing,
+                job=batch.Job(journal=journal, key=key if journal else None, budget_s=budget,
+                              retry_failed=job.retry_failed))
     raise typer.Exit(int(summary.exit_code))
+
+
+def _dry_run(items: list, planned: tuple, journal: object, job: JobOptions,
+             opt_hash: str) -> None:
+    """Print what a run would do, without loading (or downloading) any model."""
+    from mmcli.journal import input_key
+    from mmcli.resolve import model_id
+
+    info, state, size_mb = planned
+    extra = f" (download ~{size_mb:.0f} MB)" if state == "not downloaded" else ""
+    typer.echo(f"model\t{info.name}\t{state}{extra}")
+    for item in items:
+        verdict = "process"
+        if item.error is not None:
+            verdict = "error"
+        elif journal is not None:
+            status = journal.status(input_key(item, model_id(info), opt_hash,  # type: ignore[attr-defined]
+                                              job.hash_inputs))
+            if status == "done" or (status == "failed" and not job.retry_failed):
+                verdict = f"skip ({status})"
+        typer.echo(f"{verdict}\t{item.display}")
+
+
+class _nolock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class _sigterm_raises:
+    """While a batch runs, SIGTERM abandons the current input like Ctrl-C (exit 143)."""
+
+    def __enter__(self) -> None:
+        import signal
+
+        from mmcli.batch import Terminated
+
+        def handler(signum: int, frame: object) -> None:
+            raise Terminated()
+
+        try:
+            self.previous = signal.signal(signal.SIGTERM, handler)
+        except ValueError:  # not the main thread (library use): leave signals alone
+            self.previous = None
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)

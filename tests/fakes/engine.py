@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 
 from mmcli.errors import InputError
 from mmcli.resolve import ResolvedModel
@@ -27,6 +29,7 @@ class FakeEngine:
     def describe(self, data: bytes, upper: bool = False) -> str:
         if not data:
             raise InputError("file is empty")
+        time.sleep(float(os.environ.get("FAKE_SLEEP", "0")))  # lets fault tests kill mid-batch
         text = f"{len(data)} bytes sha256:{hashlib.sha256(data).hexdigest()[:12]}"
         return text.upper() if upper else text
 

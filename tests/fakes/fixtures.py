@@ -38,13 +38,44 @@ def fake_caption(
     skip_existing: common.SkipExistingOpt = False,
     shard: common.ShardOpt = None,
     upper: Annotated[bool, typer.Option("--upper")] = False,
+    journal: common.JournalOpt = None,
+    resume: common.ResumeOpt = True,
+    retry_failed: common.RetryFailedOpt = False,
+    lock: common.LockOpt = None,
+    max_duration: common.MaxDurationOpt = None,
+    dry_run: common.DryRunOpt = False,
+    hash_inputs: common.HashInputsOpt = False,
 ) -> None:
     """Hidden test command: runs the fake task through the shared batch driver."""
+    from mmcli.journal import JobOptions
     from tests.fakes.task import Options
 
     common.run_batch(ctx, task="caption", inputs=inputs, model=model, fmt=fmt, output=output,
                      output_dir=output_dir, skip_existing=skip_existing, shard=shard,
-                     options=Options(upper=upper))
+                     options=Options(upper=upper),
+                     job=JobOptions(journal=journal, resume=resume, retry_failed=retry_failed,
+                                    lock=lock, max_duration=max_duration, dry_run=dry_run,
+                                    hash_inputs=hash_inputs))
+
+
+def install() -> None:
+    """Register the fake engine, point the caption task at the fake task, add the command."""
+    from mmcli.cli.app import app
+
+    engines.register(engines.EngineSpec("fake", "tests.fakes.engine:FakeEngine",
+                                        frozenset({"caption"})))
+    tasks.TASK_MODULES["caption"] = "tests.fakes.task"
+    app.command("fake-caption", hidden=True)(fake_caption)
+
+
+def write_manifest(tmp_path: Path) -> Path:
+    """A manifest whose only caption model is the fake one (files in tmp_path)."""
+    model_dir = tmp_path / "fake-model"
+    model_dir.mkdir(exist_ok=True)
+    (model_dir / "weights.bin").write_bytes(b"w")
+    manifest = tmp_path / "fake.toml"
+    manifest.write_text(FAKE_MANIFEST.format(dir=model_dir))
+    return manifest
 
 
 @pytest.fixture
@@ -52,17 +83,11 @@ def fake_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     """Registers engine ``fake`` + command ``fake-caption``; yields a manifest using them."""
     from mmcli.cli.app import app
 
-    engines.register(engines.EngineSpec("fake", "tests.fakes.engine:FakeEngine",
-                                        frozenset({"caption"})))
-    monkeypatch.setitem(tasks.TASK_MODULES, "caption", "tests.fakes.task")
-    model_dir = tmp_path / "fake-model"
-    model_dir.mkdir()
-    (model_dir / "weights.bin").write_bytes(b"w")
-    manifest = tmp_path / "fake.toml"
-    manifest.write_text(FAKE_MANIFEST.format(dir=model_dir))
+    manifest = write_manifest(tmp_path)
     FakeEngine.loads = 0
     before = list(app.registered_commands)
-    app.command("fake-caption", hidden=True)(fake_caption)
+    monkeypatch.setitem(tasks.TASK_MODULES, "caption", tasks.TASK_MODULES["caption"])
+    install()
     try:
         yield manifest
     finally:
