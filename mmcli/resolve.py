@@ -181,9 +181,10 @@ def plan(model: str | None, task: str, manifest: Manifest) -> tuple[ModelInfo, s
         entries = [manifest.models[n] for n in manifest.defaults.get(task, [])]
         local = [e for e in entries if local_files(e) is not None]
         remote = [e for e in entries if e.source in ("repo", "url")]
-        chosen = (local or remote or entries or [None])[0]
-        if chosen is None:
+        candidates = local or remote or entries
+        if not candidates:
             raise UsageError(f"no default model for task '{task}'")
+        chosen = candidates[0]
         return info_for(chosen), status(chosen), chosen.size_mb
     if model in manifest.models or not (Path(model).exists() or "/" in model):
         entry = find_entry(model, manifest, task)

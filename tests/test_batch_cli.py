@@ -119,7 +119,8 @@ def test_output_dir_sidecars_and_skip_existing(cli, fake_engine, tmp_path):
     assert (out / "a.png.txt").read_text() == "kept"
     assert "2 skipped" in r.stderr and "1 failed" in r.stderr
     assert not list(out.rglob(".*.tmp"))
-    assert sorted(p.name for p in out.iterdir()) == [".mmcli-journal.jsonl", ".mmcli.lock", "a.png.txt", "sub"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".mmcli-journal.jsonl", ".mmcli.lock", "a.png.txt", "sub"]
 
 
 def test_shards_partition_the_inputs(cli, fake_engine, tmp_path):
