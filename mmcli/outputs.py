@@ -21,6 +21,9 @@ from mmcli.records import Record
 BASE_FORMATS = ("text", "json", "jsonl")
 
 Renderer = Callable[[Record, str], str]
+# A task's sidecar files for one record: [(suffix, content)], e.g. [(".wav", b"RIFF…")] or one
+# PNG per mask. Tasks without it get one text sidecar: [(suffix(fmt), render(record, fmt))].
+Sidecars = Callable[[Record, str], list[tuple[str, "bytes | str"]]]
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
@@ -72,15 +75,16 @@ class Writer:
         suffix: sidecar suffix for ``fmt`` (e.g. ``.txt``).
         many: more than one input (text output gets ``input: `` prefixes; json a list).
         stdout: the stream for data (tests pass their own).
+        files: the task's ``files(record, fmt)`` for binary or several sidecars per record.
     """
 
     def __init__(self, fmt: str, render: Renderer = default_render, *, output: Path | None = None,
                  output_dir: Path | None = None, suffix: str = ".txt", many: bool = False,
-                 stdout: TextIO | None = None) -> None:
+                 stdout: TextIO | None = None, files: Sidecars | None = None) -> None:
         if output is not None and output_dir is not None:
             raise UsageError("-o and --output-dir cannot be used together")
         self.fmt, self.render, self.output, self.output_dir = fmt, render, output, output_dir
-        self.suffix, self.many = suffix, many
+        self.suffix, self.many, self.files = suffix, many, files
         self.stdout = stdout or sys.stdout
         self.records: list[Record] = []
         self.buffer: list[str] = []
@@ -90,9 +94,10 @@ class Writer:
         """Emit one record now (jsonl/text/sidecar) or keep it for ``close`` (json, -o)."""
         if self.output_dir is not None and item is not None:
             if record.ok:
-                target = sidecar_path(self.output_dir, item, self.suffix)
-                self.save(target, self.render(record, self.fmt))
-                self._emit(f"{target}\n")
+                for suffix, data in self.sidecars(record):
+                    target = sidecar_path(self.output_dir, item, suffix)
+                    self.save(target, data)
+                    self._emit(f"{target}\n")
             return
         if self.fmt == "json":
             self.records.append(record)
@@ -103,6 +108,12 @@ class Writer:
         if self.fmt == "text" and self.many:
             text = f"{record.input}: {text}"
         self._emit(text)
+
+    def sidecars(self, record: Record) -> list[tuple[str, bytes | str]]:
+        """The (suffix, content) pairs written under ``--output-dir`` for one record."""
+        if self.files is not None:
+            return self.files(record, self.fmt)
+        return [(self.suffix, self.render(record, self.fmt))]
 
     def save(self, target: Path, data: bytes | str) -> None:
         """Atomically write one output file; a write failure stops the batch cleanly."""

@@ -14,6 +14,12 @@ from typing import Any
 from mmcli.errors import MmcliError
 
 
+def internal(default: Any = None) -> Any:
+    """A record field kept out of JSON: binary payloads (WAV bytes, mask arrays) that the
+    task's ``files()`` writes as sidecars. Use as ``audio: bytes = internal(b"")``."""
+    return field(default=default, repr=False, compare=False, metadata={"json": False})
+
+
 @dataclass
 class ModelInfo:
     """Which model produced a record: name, source kind and its pin."""
@@ -74,6 +80,8 @@ class Record:
         """The JSON shape: common fields first, then the task's own fields in declared order."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
+            if f.metadata.get("json") is False:
+                continue
             value = getattr(self, f.name)
             out[f.name] = value.to_dict() if f.name == "timings" else _plain(value)
         return out

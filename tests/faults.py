@@ -65,11 +65,14 @@ def run_with_faults(argv: list[str], out: Path, n_inputs: int, *, env: dict[str,
         done_before = sum(1 for x in journal_lines(out) if x.get("status") == "done")
         if done_before >= n_inputs:
             break
-        target = rng.randint(done_before + 1, max(done_before + 1, n_inputs - 1))
+        # Spread the targets so every remaining kill still has inputs left to land in; a target
+        # near the end would let the batch finish first and the kill would miss.
+        room = max(1, (n_inputs - 1 - done_before) // (kills - i))
+        target = done_before + rng.randint(1, room)
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True)
         _wait_done(out, target, proc, timeout)
-        time.sleep(rng.uniform(0, item_s))
+        time.sleep(rng.uniform(0, item_s / 2))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL if i % 2 else signal.SIGTERM)
             landed += 1

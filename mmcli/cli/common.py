@@ -148,7 +148,8 @@ def run_batch(ctx: typer.Context, *, task: str, inputs: list[str] | None, model:
         key = (lambda item: input_key(item, mid, opt_hash, job.hash_inputs))  # noqa: E731
         process = mod.processor(resolved, settings, options)
         writer = Writer(fmt, mod.render, output=output, output_dir=output_dir,
-                        suffix=suffix or mod.suffix(fmt), many=len(items) > 1 or len(inputs) > 1)
+                        suffix=suffix or mod.suffix(fmt), many=len(items) > 1 or len(inputs) > 1,
+                        files=getattr(mod, "files", None))
         with _sigterm_raises():
             summary = batch.run(
                 items, process, lambda item, info: mod.error_record(item, info, resolved),

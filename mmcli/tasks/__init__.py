@@ -11,6 +11,9 @@ Each task module ``mmcli.tasks.<task>`` provides the same names, so the CLI
 - ``processor(model, settings, options)``: returns ``item -> Iterable[Record]``; it loads the
   engine lazily with ``mmcli.engines.load`` on the first item (once per process).
 - ``error_record(item, info, model)``: the task's record for a failed input.
+- optional ``files(record, fmt) -> [(suffix, bytes | str)]``: the sidecars ``--output-dir``
+  writes for one record when that is not one text file (WAV audio, a PNG per mask, every
+  subtitle format for ``--format all``). Each is written atomically and journaled.
 """
 
 from __future__ import annotations
