@@ -1,0 +1,335 @@
+"""llama.cpp backend (llama-cpp-python): text chat, and images through libmtmd.
+
+One class serves the ``llama`` and ``llama-mtmd`` engines: a ``mmproj`` file role turns vision
+on. Prompts are rendered with the model's own chat template (``tokenizer.chat_template`` in
+the GGUF), so SmolVLM, Qwen2.5-VL, Gemma 3 and other libmtmd models work alike. Generation runs
+token by token through ``Llama.generate`` so streaming, stop strings, exact token counts and
+cancellation (``should_stop``) are under our control; text prompts keep llama-cpp-python's KV
+cache prefix reuse across calls.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import ctypes
+import random
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import llama_cpp
+from llama_cpp import Llama
+
+from mmcli.backends import mtmd
+from mmcli.errors import InputError, ModelUnavailableError, UsageError
+from mmcli.resolve import ResolvedModel
+from mmcli.settings import Settings
+
+DEFAULT_N_CTX_TEXT = 2048
+DEFAULT_N_CTX_VISION = 4096
+# llama-cpp-python's create_chat_completion defaults, so answers match what its users see.
+SAMPLING = {"top_k": 40, "top_p": 0.95, "min_p": 0.05, "repeat_penalty": 1.1}
+
+
+@dataclass
+class ChatDelta:
+    """One streamed piece of the reply."""
+
+    text: str
+
+
+@dataclass
+class ChatDone:
+    """Always the last event of ``chat()``: token counts and timings."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "stop" | "length"
+    ttft_s: float
+    total_s: float
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+@ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+def _quiet_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+    """A ggml log callback that drops everything (kept at module level: ctypes must not GC it)."""
+
+
+@ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+def _stderr_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+    """A ggml log callback for --verbose: engine chatter goes to stderr, never stdout."""
+    sys.stderr.write(text.decode("utf-8", "replace"))
+
+
+def set_logging(verbose: bool) -> None:
+    """Route llama.cpp and mtmd logs: dropped unless ``verbose`` (then to stderr)."""
+    callback = _stderr_log if verbose else _quiet_log
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+    mtmd.set_logging(callback)
+
+
+def gpu_layers(device: str, options: dict[str, Any]) -> tuple[int, str]:
+    """``(n_gpu_layers, device name)`` for ``--device`` and the manifest/CLI ``n_gpu_layers``.
+
+    Raises:
+        ModelUnavailableError: cuda/metal asked for explicitly but this build cannot offload.
+    """
+    can_offload = bool(llama_cpp.llama_supports_gpu_offload())
+    gpu_name = "metal" if sys.platform == "darwin" else "cuda"
+    if device in ("cuda", "metal") and not can_offload:
+        raise ModelUnavailableError(
+            f"--device {device}: this llama-cpp-python build has no GPU support",
+            hint="reinstall llama-cpp-python with GPU support (e.g. CMAKE_ARGS=\"-DGGML_CUDA=on\" "
+                 "pip install --force-reinstall llama-cpp-python), or use --device cpu")
+    explicit = options.get("n_gpu_layers")
+    if device == "cpu":
+        return 0, "cpu"
+    if explicit is not None:
+        layers = int(explicit)
+    else:
+        layers = -1 if can_offload else 0
+    if layers != 0 and can_offload:
+        return layers, device if device in ("cuda", "metal") else gpu_name
+    return 0, "cpu"
+
+
+def _cpu_has_amx() -> bool:
+    try:
+        return "amx_int8" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _extra_buffers(enabled: bool) -> Iterator[None]:
+    """Set llama.cpp's ``use_extra_bufts`` (weight repacking, AMX) for one ``Llama()``.
+
+    llama-cpp-python does not expose it, so its default-params factory is wrapped while the
+    model loads. Why: the AMX matmul of ggml 0.25 segfaults on some AMX machines (seen on a
+    Sapphire Rapids VM with Q4_1 weights); on such CPUs it is off unless the manifest option
+    ``extra_bufts = true`` turns it back on.
+    """
+    import llama_cpp.llama_cpp as lib
+
+    original = lib.llama_model_default_params
+
+    def params() -> Any:
+        p = original()
+        p.use_extra_bufts = enabled
+        return p
+
+    lib.llama_model_default_params = params
+    try:
+        yield
+    finally:
+        lib.llama_model_default_params = original
+
+
+class LlamaEngine:
+    """A loaded GGUF model (plus its mmproj for vision). See LLAMA_ENGINE.md for the contract."""
+
+    def __init__(self, llm: Llama, *, name: str, device: str, template: str,
+                 vision: mtmd.Vision | None) -> None:
+        self.llm = llm
+        self.name = name
+        self.device = device
+        self.n_ctx = llm.n_ctx()
+        self.template = mtmd.compile_template(template)
+        self.vision = vision
+        self.has_vision = vision is not None
+        self._dirty = False  # the KV cache holds image embeddings: no prefix reuse next call
+        self._closed = False
+
+    @classmethod
+    def load(cls, model: ResolvedModel, settings: Settings) -> LlamaEngine:
+        """Load the GGUF (and ``mmproj`` when the model has one).
+
+        Args:
+            model: resolved files (roles ``model`` and optional ``mmproj``) and ``options``
+                (``n_ctx``, ``n_gpu_layers``, ``n_batch``).
+            settings: ``device``, ``threads``, ``verbose``.
+        Returns:
+            The engine, ready for ``chat()``.
+        Raises:
+            ModelUnavailableError: the file is not a loadable GGUF, or no GPU support.
+            UsageError: the model has no chat template.
+        """
+        set_logging(settings.verbose)
+        mmproj = model.files.get("mmproj")
+        n_ctx = int(model.options.get("n_ctx") or
+                    (DEFAULT_N_CTX_VISION if mmproj else DEFAULT_N_CTX_TEXT))
+        layers, device = gpu_layers(settings.device, model.options)
+        path = model.files["model"]
+        extra = model.options.get("extra_bufts")
+        try:
+            with _extra_buffers(bool(extra) if extra is not None else not _cpu_has_amx()):
+                llm = Llama(str(path), n_ctx=n_ctx, n_gpu_layers=layers, n_threads=settings.threads,
+                            n_threads_batch=settings.threads,
+                            n_batch=int(model.options.get("n_batch", 512)),
+                            verbose=settings.verbose)
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelUnavailableError(f"model '{model.name}': cannot load {path}: {exc}",
+                                        hint="check the file (`mmcli models verify`)") from None
+        template = llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            llm.close()
+            raise UsageError(f"model '{model.name}' has no chat template "
+                             "(tokenizer.chat_template is missing from the GGUF)",
+                             hint="use an instruct/chat GGUF that embeds its template")
+        vision = None
+        if mmproj is not None:
+            try:
+                vision = mtmd.Vision.load(llm, mmproj, use_gpu=layers != 0,
+                                          verbose=settings.verbose)
+            except ValueError as exc:
+                llm.close()
+                raise ModelUnavailableError(
+                    f"model '{model.name}': cannot load the mmproj {mmproj}: {exc}",
+                    hint="the mmproj must belong to the same model as the text GGUF") from None
+        return cls(llm, name=model.name, device=device, template=template, vision=vision)
+
+    # ------------------------------------------------------------------ prompts
+    def render(self, messages: list[dict[str, Any]]) -> str:
+        """The templated prompt text (image parts become the mtmd media marker)."""
+        return mtmd.render(self.template, self.llm, messages)
+
+    def prompt_tokens(self, messages: list[dict[str, Any]]) -> list[int]:
+        """Token ids of the templated prompt (text-only messages) with the generation prompt."""
+        if mtmd.image_urls(messages):
+            raise UsageError("prompt_tokens() counts text-only messages; images are "
+                             "tokenized by the vision encoder")
+        text = self.render(messages)
+        bos = self.llm.token_bos()
+        bos_text = self.llm.detokenize([bos], special=True).decode("utf-8", "ignore") \
+            if bos >= 0 else ""
+        # A template that writes the BOS text itself must not get a second one.
+        add_bos = not (bos_text and text.startswith(bos_text))
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+
+    # ------------------------------------------------------------------ chat
+    def chat(self, messages: list[dict[str, Any]], *, max_tokens: int = 256,
+             temperature: float = 0.0, seed: int | None = None, stop: list[str] | None = None,
+             should_stop: Callable[[], bool] | None = None,
+             ) -> Iterator[ChatDelta | ChatDone]:
+        """Stream a reply to OpenAI-style ``messages``.
+
+        Args:
+            messages: ``{"role", "content"}`` dicts; content is a string or a list of
+                ``{"type": "text"}`` / ``{"type": "image_url"}`` parts (data: or file: URLs).
+            max_tokens: cap on generated tokens (also capped by the free context).
+            temperature: 0 = greedy (reproducible).
+            seed: sampling seed (used when temperature > 0).
+            stop: extra stop strings (not included in the output).
+            should_stop: polled between tokens; True ends generation ("stop").
+        Yields:
+            ``ChatDelta`` pieces, then exactly one ``ChatDone``.
+        Raises:
+            UsageError: images given to a model without mmproj.
+            InputError: the prompt does not fit ``n_ctx``; an image cannot be decoded.
+        """
+        start = time.perf_counter()
+        urls = mtmd.image_urls(messages)
+        extra: dict[str, float] = {}
+        if urls:
+            if self.vision is None:
+                raise UsageError(f"model '{self.name}' has no mmproj: it cannot see images",
+                                 hint="pick a vision model (engine llama-mtmd), e.g. "
+                                      "--model smolvlm-256m")
+            self._reset()
+            prompt, extra = self.vision.eval_prompt(self.llm, self.render(messages), urls)
+            self._dirty = True
+        else:
+            prompt = self.prompt_tokens(messages)
+            if self._dirty:
+                self._reset()
+            self._dirty = False
+            if len(prompt) >= self.n_ctx:
+                raise InputError(f"the prompt needs {len(prompt)} tokens but the context "
+                                 f"holds {self.n_ctx} (n_ctx)",
+                                 hint="shorten the conversation or raise n_ctx in the "
+                                      "model's manifest options")
+        yield from self._generate(prompt, start, extra, max_tokens=max_tokens,
+                                  temperature=temperature, seed=seed, stop=stop or [],
+                                  should_stop=should_stop)
+
+    def _generate(self, prompt: list[int], start: float, extra: dict[str, float], *,
+                  max_tokens: int, temperature: float, seed: int | None, stop: list[str],
+                  should_stop: Callable[[], bool] | None) -> Iterator[ChatDelta | ChatDone]:
+        llm = self.llm
+        budget = min(max_tokens, self.n_ctx - len(prompt))
+        llm.set_seed(seed if seed is not None else random.randrange(2**31))
+        stream = _TextStream(stop)
+        vocab = llm._model.vocab
+        ttft, count, reason = 0.0, 0, "length"
+        for token in llm.generate(prompt, temp=temperature, **SAMPLING):  # type: ignore[arg-type]
+            if llama_cpp.llama_vocab_is_eog(vocab, token):
+                reason = "stop"
+                break
+            count += 1
+            piece, hit = stream.feed(llm.detokenize([token]))
+            if count == 1:
+                ttft = time.perf_counter() - start
+            if piece:
+                yield ChatDelta(piece)
+            if hit or (should_stop is not None and should_stop()):
+                reason = "stop"
+                break
+            if count >= budget:
+                break
+        tail = stream.flush()
+        if tail:
+            yield ChatDelta(tail)
+        total = time.perf_counter() - start
+        yield ChatDone(prompt_tokens=len(prompt), completion_tokens=count, finish_reason=reason,
+                       ttft_s=ttft or total, total_s=total, extra=extra)
+
+    def _reset(self) -> None:
+        self.llm.reset()
+        self.llm._ctx.kv_cache_clear()
+
+    def close(self) -> None:
+        """Free the mtmd context and the model explicitly (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.vision is not None:
+            self.vision.close()
+        self.llm.close()
+
+
+class _TextStream:
+    """Bytes from tokens -> text pieces: whole UTF-8 characters only, stop strings held back."""
+
+    def __init__(self, stop: list[str]) -> None:
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.stop = [s for s in stop if s]
+        self.pending = ""
+        self.stopped = False
+
+    def feed(self, data: bytes) -> tuple[str, bool]:
+        """Add a token's bytes; return (text safe to emit, whether a stop string was hit)."""
+        self.pending += self.decoder.decode(data)
+        if not self.stop:
+            out, self.pending = self.pending, ""
+            return out, False
+        cut = min((i for i in (self.pending.find(s) for s in self.stop) if i >= 0), default=-1)
+        if cut >= 0:
+            out, self.pending, self.stopped = self.pending[:cut], "", True
+            return out, True
+        keep = max((k for s in self.stop for k in range(1, len(s))
+                    if self.pending.endswith(s[:k])), default=0)
+        out = self.pending[:len(self.pending) - keep]
+        self.pending = self.pending[len(out):]
+        return out, False
+
+    def flush(self) -> str:
+        """What is left at the end (a held-back partial stop string is real text after all)."""
+        if self.stopped:
+            return ""
+        out = self.pending + self.decoder.decode(b"", final=True)
+        self.pending = ""
+        return out

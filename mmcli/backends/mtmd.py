@@ -1,0 +1,217 @@
+"""libmtmd (llama.cpp multimodal) helpers for the llama backend: templates, images, prompt eval.
+
+llama-cpp-python's ``MTMDChatHandler`` loads the mmproj and owns the mtmd context; we reuse
+that, but evaluate the prompt ourselves (the same chunk loop as the handler) so we know the
+exact prompt token count, can refuse an image that would not fit ``n_ctx`` with the numbers
+before any work, and can time the image encoding separately from generation.
+"""
+
+from __future__ import annotations
+
+import base64
+import ctypes
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import jinja2.ext
+import llama_cpp
+import llama_cpp.mtmd_cpp as mtmd_cpp
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from llama_cpp import Llama
+from llama_cpp.llama_chat_format import Jinja2ChatFormatter, MTMDChatHandler
+
+from mmcli.errors import InputError, UsageError
+
+
+def set_logging(callback: Any) -> None:
+    """Point the mtmd and mtmd-helper loggers at ``callback`` (they ignore ``verbose``)."""
+    mtmd_cpp.mtmd_log_set(callback, ctypes.c_void_p(0))
+    mtmd_cpp.mtmd_helper_log_set(callback, ctypes.c_void_p(0))
+
+
+def compile_template(source: str) -> jinja2.Template:
+    """Compile a GGUF chat template the way llama-cpp-python and Transformers do."""
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True,
+        extensions=[Jinja2ChatFormatter.IgnoreGenerationTags, jinja2.ext.loopcontrols])
+    env.filters["tojson"] = Jinja2ChatFormatter.tojson
+    try:
+        return env.from_string(source)
+    except jinja2.TemplateError as exc:
+        raise UsageError(f"the model's chat template does not compile: {exc}") from None
+
+
+def _piece(llm: Llama, token: int) -> str:
+    return llm.detokenize([token], special=True).decode("utf-8", "ignore") if token >= 0 else ""
+
+
+def render(template: jinja2.Template, llm: Llama, messages: list[dict[str, Any]]) -> str:
+    """Render ``messages`` with the generation prompt; image parts become the media marker."""
+    marker = mtmd_cpp.mtmd_default_marker().decode("utf-8")
+
+    def part(p: Any) -> Any:
+        if isinstance(p, dict) and p.get("type") == "image_url":
+            return {"type": "text", "text": marker}
+        return p
+
+    converted = [dict(m, content=[part(p) for p in m["content"]])
+                 if isinstance(m.get("content"), list) else m for m in messages]
+
+    def raise_exception(message: str) -> None:
+        raise UsageError(f"the model's chat template refused the messages: {message}")
+
+    try:
+        return template.render(
+            messages=converted, add_generation_prompt=True,
+            eos_token=_piece(llm, llm.token_eos()), bos_token=_piece(llm, llm.token_bos()),
+            raise_exception=raise_exception, strftime_now=Jinja2ChatFormatter.strftime_now)
+    except (TypeError, jinja2.TemplateError) as exc:
+        raise UsageError(f"the model's chat template cannot render these messages: {exc}",
+                         hint="this template may not accept content parts (images)") from None
+
+
+def image_urls(messages: list[dict[str, Any]]) -> list[str]:
+    """Image URLs of every ``image_url`` content part, in order."""
+    urls: list[str] = []
+    for message in messages:
+        content = message.get("content")
+        if not isinstance(content, list):
+            continue
+        for p in content:
+            if isinstance(p, dict) and p.get("type") == "image_url":
+                ref = p.get("image_url")
+                urls.append(ref.get("url", "") if isinstance(ref, dict) else str(ref))
+    return urls
+
+
+def load_image(url: str) -> bytes:
+    """Bytes of a ``data:`` URI, ``file://`` URL or plain path (nothing is fetched online)."""
+    if url.startswith("data:"):
+        try:
+            return base64.b64decode(url.split(",", 1)[1], validate=False)
+        except (IndexError, ValueError):
+            raise InputError("image data: URI is not valid base64") from None
+    if url.startswith("file://"):
+        path = Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path))
+    elif "://" in url:
+        raise UsageError(f"images must be local (data: URI, file:// URL or path), got {url[:60]}")
+    else:
+        path = Path(url)
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read image {path}: {exc.strerror}") from None
+
+
+class Vision:
+    """The mmproj side of a model: an initialised mtmd context bound to one ``Llama``."""
+
+    def __init__(self, handler: MTMDChatHandler) -> None:
+        self.handler = handler
+
+    @classmethod
+    def load(cls, llm: Llama, mmproj: Path, *, use_gpu: bool, verbose: bool) -> Vision:
+        """Load the mmproj now (not lazily at the first image) so errors surface at load.
+
+        Raises:
+            ValueError: the mmproj cannot be loaded or has no vision support.
+        """
+        handler = MTMDChatHandler(clip_model_path=str(mmproj), verbose=verbose, use_gpu=use_gpu)
+        handler._init_mtmd_context(llm)
+        return cls(handler)
+
+    @property
+    def ctx(self) -> Any:
+        """The mtmd context pointer."""
+        return self.handler.mtmd_ctx
+
+    def eval_prompt(self, llm: Llama, text: str,
+                    urls: list[str]) -> tuple[list[int], dict[str, float]]:
+        """Tokenize text + images with mtmd and evaluate them into a cleared KV cache.
+
+        Returns:
+            ``(prompt token ids as llama sees them, timings)``; image positions hold 0 ids.
+        Raises:
+            InputError: an image cannot be decoded, or the prompt does not fit ``n_ctx``.
+        """
+        bitmaps = []
+        try:
+            for i, url in enumerate(urls):
+                data = load_image(url)
+                bitmap = mtmd_cpp.mtmd_helper_bitmap_init_from_buf(
+                    self.ctx, (ctypes.c_uint8 * len(data)).from_buffer(bytearray(data)),
+                    len(data), False)
+                if bitmap is None:
+                    raise InputError(f"image {i + 1} cannot be decoded by the vision encoder")
+                bitmaps.append(bitmap)
+            return self._eval(llm, text, bitmaps)
+        finally:
+            for bitmap in bitmaps:
+                mtmd_cpp.mtmd_bitmap_free(bitmap)
+
+    def _eval(self, llm: Llama, text: str,
+              bitmaps: list[Any]) -> tuple[list[int], dict[str, float]]:
+        raw = text.encode("utf-8")
+        inp = mtmd_cpp.mtmd_input_text()
+        inp.text, inp.text_len, inp.add_special, inp.parse_special = raw, len(raw), True, True
+        chunks = mtmd_cpp.mtmd_input_chunks_init()
+        if chunks is None:
+            raise MemoryError("mtmd_input_chunks_init failed")
+        try:
+            array = (mtmd_cpp.mtmd_bitmap_p_ctypes * len(bitmaps))(*bitmaps)
+            rc = mtmd_cpp.mtmd_tokenize(self.ctx, chunks, ctypes.byref(inp), array, len(bitmaps))
+            if rc == 1:
+                raise InputError(f"the prompt has a different number of image markers than "
+                                 f"the {len(bitmaps)} images given")
+            if rc != 0:
+                raise InputError(f"the vision encoder cannot preprocess the image (code {rc})")
+            items = [mtmd_cpp.mtmd_input_chunks_get(chunks, i)
+                     for i in range(mtmd_cpp.mtmd_input_chunks_size(chunks))]
+            self._check_fits(llm, items)
+            return self._eval_chunks(llm, items)
+        finally:
+            mtmd_cpp.mtmd_input_chunks_free(chunks)
+
+    @staticmethod
+    def _check_fits(llm: Llama, items: list[Any]) -> None:
+        image_type = mtmd_cpp.MTMD_INPUT_CHUNK_TYPE_IMAGE
+        total = sum(mtmd_cpp.mtmd_input_chunk_get_n_tokens(c) for c in items)
+        images = sum(mtmd_cpp.mtmd_input_chunk_get_n_tokens(c) for c in items
+                     if mtmd_cpp.mtmd_input_chunk_get_type(c) == image_type)
+        if total >= llm.n_ctx():
+            raise InputError(
+                f"the prompt needs {total} tokens ({images} for images) but the context holds "
+                f"{llm.n_ctx()} (n_ctx)",
+                hint="raise n_ctx in the model's manifest options, or send fewer images")
+
+    def _eval_chunks(self, llm: Llama, items: list[Any]) -> tuple[list[int], dict[str, float]]:
+        encode_s = 0.0
+        start = time.perf_counter()
+        for chunk in items:
+            if mtmd_cpp.mtmd_input_chunk_get_type(chunk) == mtmd_cpp.MTMD_INPUT_CHUNK_TYPE_TEXT:
+                n = ctypes.c_size_t()
+                ptr = mtmd_cpp.mtmd_input_chunk_get_tokens_text(chunk, ctypes.byref(n))
+                llm.eval([ptr[j] for j in range(n.value)])
+                continue
+            t0 = time.perf_counter()
+            first = llm.n_tokens
+            new_n_past = llama_cpp.llama_pos(0)
+            rc = mtmd_cpp.mtmd_helper_eval_chunk_single(
+                self.ctx, llm._ctx.ctx, chunk, llama_cpp.llama_pos(first),
+                llama_cpp.llama_seq_id(0), llm.n_batch, False, ctypes.byref(new_n_past))
+            if rc != 0:
+                raise InputError(f"the vision encoder failed on the image (code {rc})")
+            llm.n_tokens = new_n_past.value
+            llm.input_ids[first:llm.n_tokens] = 0  # positions of image embeddings
+            encode_s += time.perf_counter() - t0
+        timings = {"encode_s": encode_s, "prompt_s": time.perf_counter() - start}
+        return llm.input_ids[:llm.n_tokens].tolist(), timings
+
+    def close(self) -> None:
+        """Free the mtmd context now (llama-cpp-python would at ``Llama.close()``)."""
+        if self.handler.mtmd_ctx is not None:
+            mtmd_cpp.mtmd_free(self.handler.mtmd_ctx)
+            self.handler.mtmd_ctx = None

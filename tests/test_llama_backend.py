@@ -1,0 +1,114 @@
+"""The llama backend on the real engine: text chat on SmolLM2-135M, vision on the tiny VLM."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+
+import pytest
+
+from mmcli import manifest, resolve
+from mmcli.errors import InputError, ModelUnavailableError, UsageError
+from mmcli.settings import Settings
+
+pytest.importorskip("llama_cpp")
+
+from mmcli.backends.llama import (  # noqa: E402
+    ChatDelta,
+    ChatDone,
+    LlamaEngine,
+    _TextStream,
+    gpu_layers,
+)
+
+QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+@pytest.fixture(scope="module")
+def smollm() -> Iterator[LlamaEngine]:
+    settings = Settings()
+    model = resolve.resolve("smollm2-135m", "chat", manifest.load(), settings)
+    engine = LlamaEngine.load(model, settings)
+    yield engine
+    engine.close()
+
+
+def run(engine: LlamaEngine, messages: list[dict], **kw: object) -> tuple[str, ChatDone]:
+    events = list(engine.chat(messages, **kw))  # type: ignore[arg-type]
+    done = events[-1]
+    assert isinstance(done, ChatDone)
+    assert all(isinstance(e, ChatDelta) for e in events[:-1])
+    return "".join(e.text for e in events[:-1]), done  # type: ignore[union-attr]
+
+
+def test_text_chat_streams_and_counts(smollm: LlamaEngine, capfd: pytest.CaptureFixture) -> None:
+    text, done = run(smollm, QUESTION, max_tokens=12)
+    assert text.strip()
+    assert done.prompt_tokens == len(smollm.prompt_tokens(QUESTION))
+    assert 1 <= done.completion_tokens <= 12
+    assert done.finish_reason in ("stop", "length")
+    assert 0 < done.ttft_s <= done.total_s
+    assert (smollm.device, smollm.has_vision, smollm.name) == ("cpu", False, "smollm2-135m")
+    assert smollm.n_ctx == 2048
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""  # llama.cpp chatter is silenced
+
+
+def test_greedy_is_reproducible_and_length_bounded(smollm: LlamaEngine) -> None:
+    a, da = run(smollm, QUESTION, max_tokens=5)
+    b, db = run(smollm, QUESTION, max_tokens=5)
+    assert a == b and da.completion_tokens == db.completion_tokens == 5
+    assert da.finish_reason == "length"
+
+
+def test_stop_strings_and_should_stop(smollm: LlamaEngine) -> None:
+    full, _ = run(smollm, QUESTION, max_tokens=30)
+    word = full.split()[1]
+    cut, done = run(smollm, QUESTION, max_tokens=30, stop=[word])
+    assert word not in cut and full.startswith(cut) and done.finish_reason == "stop"
+    calls = []
+    _, done = run(smollm, QUESTION, max_tokens=30,
+                  should_stop=lambda: calls.append(1) or len(calls) >= 3)
+    assert done.completion_tokens == 3 and done.finish_reason == "stop"
+
+
+def test_prompt_tokens_are_prefix_stable(smollm: LlamaEngine) -> None:
+    first = smollm.prompt_tokens(QUESTION)
+    more = QUESTION + [{"role": "assistant", "content": "Paris."},
+                       {"role": "user", "content": "And Germany?"}]
+    second = smollm.prompt_tokens(more)
+    assert len(second) > len(first)
+    text, _ = run(smollm, more, max_tokens=4)
+    assert text
+
+
+def test_errors(smollm: LlamaEngine) -> None:
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\n").decode()
+    image = [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}"}},
+        {"type": "text", "text": "What is this?"}]}]
+    with pytest.raises(UsageError, match="no mmproj"):
+        list(smollm.chat(image))
+    with pytest.raises(InputError, match=r"needs \d+ tokens .* holds 2048"):
+        list(smollm.chat([{"role": "user", "content": "word " * 3000}]))
+
+
+def test_device_mapping() -> None:
+    assert gpu_layers("cpu", {"n_gpu_layers": 10}) == (0, "cpu")
+    import llama_cpp
+
+    if not llama_cpp.llama_supports_gpu_offload():
+        assert gpu_layers("auto", {}) == (0, "cpu")
+        with pytest.raises(ModelUnavailableError, match="no GPU support"):
+            gpu_layers("cuda", {})
+
+
+def test_text_stream_holds_back_partial_stops() -> None:
+    s = _TextStream(["</s>"])
+    assert s.feed(b"ab<") == ("ab", False)
+    assert s.feed(b"/x") == ("</x", False)
+    assert s.feed(b"y</s>z") == ("y", True)
+    assert s.flush() == ""
+    u = _TextStream([])
+    assert u.feed("é".encode()[:1]) == ("", False)
+    assert u.feed("é".encode()[1:]) == ("é", False)
