@@ -10,6 +10,7 @@ import pytest
 from mmcli import manifest, resolve
 from mmcli.errors import InputError, ModelUnavailableError, UsageError
 from mmcli.settings import Settings
+from tests.vision_fixtures import make_image, tiny_vlm_dir, tiny_vlm_manifest  # noqa: F401
 
 pytest.importorskip("llama_cpp")
 
@@ -112,3 +113,47 @@ def test_text_stream_holds_back_partial_stops() -> None:
     u = _TextStream([])
     assert u.feed("é".encode()[:1]) == ("", False)
     assert u.feed("é".encode()[1:]) == ("é", False)
+
+
+@pytest.fixture(scope="module")
+def tiny_vlm(tiny_vlm_manifest) -> Iterator[LlamaEngine]:  # noqa: F811 - fixture
+    settings = Settings()
+    model = resolve.resolve("tiny-vlm", "chat", manifest.load(tiny_vlm_manifest), settings)
+    engine = LlamaEngine.load(model, settings)
+    yield engine
+    engine.close()
+
+
+def image_message(*paths, text: str = "Describe.") -> list[dict]:
+    parts: list[dict] = [
+        {"type": "image_url",
+         "image_url": {"url": "data:image/png;base64," + base64.b64encode(p.read_bytes()).decode()}}
+        for p in paths]
+    return [{"role": "user", "content": parts + [{"type": "text", "text": text}]}]
+
+
+def test_images_reach_the_model(tiny_vlm: LlamaEngine, tmp_path, capfd) -> None:
+    a, b = make_image(tmp_path / "a.png", 1), make_image(tmp_path / "b.png", 2)
+    ta, da = run(tiny_vlm, image_message(a), max_tokens=12)
+    ta2, _ = run(tiny_vlm, image_message(a), max_tokens=12)
+    tb, _ = run(tiny_vlm, image_message(b), max_tokens=12)
+    assert ta == ta2 and ta != tb and da.completion_tokens == 12
+    assert da.extra["encode_s"] > 0 and tiny_vlm.has_vision
+    two, d2 = run(tiny_vlm, image_message(a, b), max_tokens=4)
+    assert d2.prompt_tokens == da.prompt_tokens + 16  # 16 image tokens per 56x56 image
+    # a file:// URL works too, and text-only chat on the same engine after an image
+    url = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": a.as_uri()}},
+                                         {"type": "text", "text": "Describe."}]}]
+    assert run(tiny_vlm, url, max_tokens=12)[0] == ta
+    assert run(tiny_vlm, [{"role": "user", "content": "hi"}], max_tokens=3)[0]
+    assert capfd.readouterr() == ("", "")
+
+
+def test_image_errors(tiny_vlm: LlamaEngine, tmp_path) -> None:
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(InputError, match="cannot be decoded"):
+        list(tiny_vlm.chat(image_message(bad)))
+    many = [make_image(tmp_path / f"{i}.png", i) for i in range(70)]
+    with pytest.raises(InputError, match=r"needs \d+ tokens \(1120 for images\)"):
+        list(tiny_vlm.chat(image_message(*many)))
