@@ -1,12 +1,57 @@
-"""Task commands not implemented yet: each says so plainly and exits 2 (no fake output)."""
+"""``mmcli chat``: one-shot, scripted or interactive chat with image, audio and text attachments."""
 
 from __future__ import annotations
 
+from typing import Annotated, Optional
+
 import typer
 
-from mmcli.cli.common import add_not_available
+from mmcli.cli.common import ModelOpt, check_format, settings_of
+
+FORMATS = ("text", "json", "jsonl")
+
+
+def chat(
+    ctx: typer.Context,
+    prompt: Annotated[Optional[str], typer.Argument(
+        help="The message. Without it: a REPL on a terminal, else one message per stdin line.",
+        show_default=False)] = None,
+    attach: Annotated[Optional[list[str]], typer.Option(
+        "--attach", "-a", help="Attach a file (image, audio, text); repeatable.")] = None,
+    system: Annotated[Optional[str], typer.Option("--system", "-s",
+                                                  help="System prompt.")] = None,
+    model: ModelOpt = None,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1,
+                                            help="Reply length cap (tokens).")] = 512,
+    temperature: Annotated[float, typer.Option("--temperature", "-t", min=0.0,
+                                               help="0 = deterministic.")] = 0.0,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Sampling seed.")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text | json | jsonl.")] = "text",
+    caption_model: Annotated[Optional[str], typer.Option(
+        "--caption-model", help="Describes images for a chat model that cannot see them.")
+    ] = None,
+    transcribe_model: Annotated[Optional[str], typer.Option(
+        "--transcribe-model", help="Transcribes audio attachments.")] = None,
+    max_text_kb: Annotated[int, typer.Option(
+        "--max-text-kb", min=1, help="Size cap of one text attachment (KB).")] = 256,
+) -> None:
+    """Chat with a local model; attach photos, voice memos and text files.
+
+    `mmcli chat "question" -a photo.jpg`, `cat notes.md | mmcli chat "summarize"`, or just
+    `mmcli chat` for a REPL (/help inside). Piped stdin without a prompt is a script: one message
+    or /command per line.
+    """
+    from mmcli.chatkit.entry import run_chat
+    from mmcli.tasks.chat import Options
+
+    check_format(fmt, FORMATS)
+    options = Options(prompt=prompt or "", system=system, max_tokens=max_tokens,
+                      temperature=temperature, seed=seed, caption_model=caption_model,
+                      transcribe_model=transcribe_model, max_text_kb=max_text_kb)
+    code = run_chat(settings_of(ctx), model, options, prompt, attach or [], fmt)
+    raise typer.Exit(code)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
-    add_not_available(app, "chat", "Chat with a local model, with attachments.")
+    """Add ``chat`` to ``app``."""
+    app.command("chat")(chat)

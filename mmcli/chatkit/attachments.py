@@ -1,0 +1,140 @@
+"""Attachments: kind detection, hashing, the text size cap, and how each enters a prompt.
+
+An attachment is read and hashed once. How it is used depends on the chat model: an image goes
+in natively when the model has an mmproj, otherwise it is *bridged* (described by a caption
+model); audio is transcribed (``used_as`` leaves room for native audio on libmtmd audio models);
+text is inlined under a filename header. Bridged text is cached per sha256 for the session.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mmcli.errors import InputError
+from mmcli.inputs import EXTENSIONS, InputItem, sniff
+
+MIME = {b"\xff\xd8": "image/jpeg", b"\x89P": "image/png", b"GI": "image/gif", b"BM": "image/bmp",
+        b"RI": "image/webp", b"II": "image/tiff", b"MM": "image/tiff"}
+
+
+@dataclass
+class Attachment:
+    """A file attached to a message.
+
+    Attributes:
+        path: as the user gave it (``-`` for stdin).
+        kind: ``image`` | ``audio`` | ``text``.
+        data: the bytes (kept for native images and for bridging).
+        sha256: hex digest of ``data``.
+        used_as / by / text / cached: filled when the attachment is resolved for a model
+            (see ``mmcli.tasks.chat.AttachmentInfo``).
+    """
+
+    path: str
+    kind: str
+    data: bytes = field(repr=False)
+    sha256: str = ""
+    used_as: str = ""
+    by: str | None = None
+    text: str | None = None
+    cached: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.sha256:
+            self.sha256 = hashlib.sha256(self.data).hexdigest()
+
+    @property
+    def name(self) -> str:
+        """The file name shown in labels (``stdin`` for piped input)."""
+        return "stdin" if self.path == "-" else Path(self.path).name
+
+    def data_url(self) -> str:
+        """A ``data:`` URL of an image, for native vision input."""
+        mime = MIME.get(self.data[:2], "image/png")
+        return f"data:{mime};base64,{base64.b64encode(self.data).decode('ascii')}"
+
+    def prompt_text(self) -> str:
+        """The labelled block this attachment contributes to the prompt (empty when native)."""
+        if self.used_as == "native":
+            return ""
+        if self.used_as == "described":
+            return f"[image {self.name}, described by {self.by}]: {self.text}"
+        if self.used_as == "missing":
+            return f"[{self.kind} {self.name}]: {self.text}"
+        if self.used_as == "transcribed":
+            return f"[audio {self.name}, transcribed by {self.by}]: {self.text}"
+        return f"[file {self.name}]\n{self.text}\n[end of {self.name}]"
+
+
+def detect_kind(name: str, data: bytes) -> str:
+    """``image`` | ``audio`` | ``text`` from content (then extension); InputError otherwise."""
+    sniffed = sniff(data[:16])
+    if sniffed in ("image", "audio"):
+        return sniffed
+    if sniffed == "video":
+        raise InputError(f"{name}: video attachments are not supported (kind: video)",
+                         hint="attach a frame as an image, or the audio track "
+                              "(`ffmpeg -i in.mp4 -vn out.wav`)")
+    if data[:5] == b"%PDF-":
+        raise InputError(f"{name}: PDF attachments are not supported (kind: pdf)",
+                         hint=f"convert it to text first, e.g. `pdftotext {name} out.txt`")
+    if _is_text(data):
+        return "text"
+    ext = Path(name).suffix.lower()
+    if ext in EXTENSIONS["image"] | EXTENSIONS["audio"]:
+        raise InputError(f"{name}: not a readable {ext[1:]} file (unrecognised content)")
+    raise InputError(f"{name}: unsupported attachment kind (binary data)",
+                     hint="attach images, audio, or text files (txt, md, csv, json, code)")
+
+
+def _is_text(data: bytes) -> bool:
+    head = data[:65536]
+    if b"\x00" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut by the 64 KB window is still text.
+        return exc.start >= len(head) - 3 and len(data) > len(head)
+    return True
+
+
+def from_bytes(path: str, data: bytes, max_text_kb: int) -> Attachment:
+    """Build an attachment from content; text over ``max_text_kb`` is an InputError."""
+    kind = detect_kind(path, data)
+    att = Attachment(path=path, kind=kind, data=data)
+    if kind == "text":
+        if len(data) > max_text_kb * 1024:
+            raise InputError(
+                f"{att.name}: text attachment is {len(data) / 1024:.0f} KB, over the "
+                f"{max_text_kb} KB limit",
+                hint="attach an excerpt, or raise the limit with --max-text-kb")
+        att.text = data.decode("utf-8", errors="replace").strip("\n")
+        att.used_as = "inlined"
+    return att
+
+
+def load(path: str, max_text_kb: int) -> Attachment:
+    """Read and classify the file at ``path`` (missing / unreadable -> InputError)."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise InputError(f"{path}: no such file", hint="check the path (Tab completes it)")
+    if p.is_dir():
+        raise InputError(f"{path}: is a folder; attach files one by one")
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})")
+    return from_bytes(path, data, max_text_kb)
+
+
+def from_item(item: InputItem, max_text_kb: int) -> Attachment:
+    """An attachment from a batch input item (file or stdin bytes)."""
+    if item.error:
+        raise InputError(item.error)
+    if item.path is None:
+        return from_bytes("-", item.read_bytes(), max_text_kb)
+    return load(str(item.path), max_text_kb)

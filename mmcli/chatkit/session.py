@@ -1,0 +1,177 @@
+"""A chat session: one loaded engine, the conversation, the bridge cache, one record per turn.
+
+The session owns exactly one engine instance for its model (llama.cpp keeps the evaluated
+tokens in it, which is what makes later turns cheap). ``send`` streams the reply's text pieces
+and ends with the turn's ``ChatRecord``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from mmcli import console, engines
+from mmcli.chatkit.attachments import Attachment
+from mmcli.chatkit.bridge import Bridge
+from mmcli.chatkit.conversation import Conversation, Message, PrefixCheck, Turn, fit
+from mmcli.records import Timings
+from mmcli.resolve import ResolvedModel
+from mmcli.settings import Settings
+from mmcli.tasks.chat import AttachmentInfo, ChatRecord, Options, Usage
+
+
+class ChatSession:
+    """Conversation + engine + bridge. ``shared`` engines come from ``mmcli.engines.load``
+    (library use); otherwise the session loads and closes its own (so ``/model`` frees memory).
+    """
+
+    def __init__(self, model: ResolvedModel, settings: Settings, options: Options, *,
+                 shared: bool = False, notice: Callable[[str], None] | None = None) -> None:
+        self.model = model
+        self.settings = settings
+        self.options = options
+        self.shared = shared
+        self.notice = notice or (lambda msg: console.warn(msg, quiet=settings.quiet))
+        self.conv = Conversation(system=options.system)
+        self.bridge = Bridge(settings, options.caption_model, options.transcribe_model)
+        self.prefix = PrefixCheck()
+        self.turns_sent = 0
+        self.context_used = 0
+        self._engine: Any = None
+        self._load_s = 0.0
+        self._ids: list[int] = []
+        self._warned_prefix = False
+
+    @property
+    def engine(self) -> Any:
+        """The loaded engine (loaded on first use)."""
+        if self._engine is None:
+            if self.shared:
+                self._engine, self._load_s = engines.load(self.model, self.settings)
+            else:
+                cls = engines.backend_class(self.model.engine)
+                start = time.perf_counter()
+                self._engine = cls.load(self.model, self.settings)
+                self._load_s = time.perf_counter() - start
+        return self._engine
+
+    @property
+    def n_ctx(self) -> int:
+        """Context size of the loaded model."""
+        return int(self.engine.n_ctx)
+
+    def set_model(self, model: ResolvedModel) -> None:
+        """Switch models, keeping the conversation (attachments are re-prepared for it)."""
+        self.close()
+        self.model = model
+        self.prefix.invalidate()
+        has_vision = bool(getattr(self.engine, "has_vision", False))
+        for turn in self.conv.turns:
+            for att in turn.attachments:
+                self.bridge.prepare(att, chat_model=model.name, has_vision=has_vision)
+
+    def set_system(self, text: str | None) -> None:
+        """Replace the system prompt (the next turn re-evaluates the history)."""
+        self.conv.system = text or None
+        self.prefix.invalidate()
+
+    def reset(self) -> None:
+        """Forget the conversation (the system prompt stays)."""
+        self.conv.turns.clear()
+        self.prefix.invalidate()
+        self.context_used = 0
+
+    def close(self) -> None:
+        """Close the session's own engine (shared ones are closed by ``engines.close_all``)."""
+        if self._engine is not None and not self.shared:
+            self._engine.close()
+        self._engine = None
+
+    def send(self, text: str, attachments: list[Attachment] | None = None,
+             should_stop: Callable[[], bool] | None = None) -> Iterator[str | ChatRecord]:
+        """Send one user message; yield reply text pieces, then the turn's ChatRecord.
+
+        Raises:
+            InputError: an attachment or the message cannot be used (the turn is not added).
+            ModelUnavailableError / NotAvailableError: a bridge model is missing.
+        """
+        engine = self.engine
+        attachments = list(attachments or [])
+        start = time.perf_counter()
+        for att in attachments:
+            self.bridge.prepare(att, chat_model=self.model.name,
+                                has_vision=bool(getattr(engine, "has_vision", False)))
+        attach_s = time.perf_counter() - start
+        turn = Turn(text, attachments)
+        self.conv.turns.append(turn)
+        try:
+            dropped, reused = self._fit()
+        except BaseException:
+            self.conv.turns.pop()
+            raise
+        pieces: list[str] = []
+        done: Any = None
+        try:
+            for event in engine.chat(self.conv.messages(), max_tokens=self.options.max_tokens,
+                                     temperature=self.options.temperature,
+                                     seed=self.options.seed, should_stop=should_stop):
+                if hasattr(event, "completion_tokens"):
+                    done = event
+                else:
+                    pieces.append(event.text)
+                    yield event.text
+        except BaseException:
+            if pieces:  # Ctrl-C mid-reply: keep what was said so the history stays true
+                turn.reply = "".join(pieces)
+            else:
+                self.conv.turns.remove(turn)
+            raise
+        turn.reply = "".join(pieces)
+        self.turns_sent += 1
+        stopped = should_stop is not None and should_stop()
+        yield self._record(turn, done, attach_s, dropped, reused, stopped)
+
+    def _fit(self) -> tuple[int, bool | None]:
+        """Fit the history into n_ctx and check KV-prefix stability; (dropped, reused)."""
+        reserve = min(self.options.max_tokens, self.n_ctx // 2)
+        _, dropped = fit(self.conv, self._count, self.n_ctx, reserve)
+        if dropped:
+            self.notice(f"context full ({self.n_ctx} tokens): dropped the oldest "
+                        f"{dropped} turn{'s' if dropped > 1 else ''} (system prompt kept)")
+            self.prefix.invalidate()
+        reused = self.prefix.check(self._ids)
+        if reused is False and not self._warned_prefix:
+            self._warned_prefix = True
+            self.notice(f"the chat template of '{self.model.name}' rewrites earlier turns: "
+                        "every turn re-evaluates the whole history (slower)")
+        return dropped, reused
+
+    def _count(self, messages: list[Message]) -> int:
+        self._ids = list(self.engine.prompt_tokens(messages))
+        return len(self._ids)
+
+    def _record(self, turn: Turn, done: Any, attach_s: float, dropped: int,
+                reused: bool | None, stopped: bool) -> ChatRecord:
+        load_s, self._load_s = self._load_s, 0.0
+        decode_s = done.total_s - done.ttft_s
+        tps = (done.completion_tokens - 1) / decode_s if done.completion_tokens > 1 and \
+            decode_s > 0 else 0.0
+        self.context_used = done.prompt_tokens + done.completion_tokens
+        extra = {"attach_s": attach_s, "ttft_s": done.ttft_s, "tokens_per_s": tps,
+                 **dict(done.extra)}
+        return ChatRecord(
+            input=turn.user, task="chat", model=self.model.info, device=self.engine.device,
+            timings=Timings(load_s=load_s, run_s=attach_s + done.total_s, extra=extra),
+            reply=turn.reply or "", finish_reason="interrupted" if stopped else done.finish_reason,
+            usage=Usage(done.prompt_tokens, done.completion_tokens),
+            attachments=[info(a) for a in turn.attachments], turn=self.turns_sent,
+            context=self.n_ctx, dropped_turns=dropped, prefix_reused=reused)
+
+
+def info(att: Attachment) -> AttachmentInfo:
+    """The record view of an attachment."""
+    return AttachmentInfo(path=att.path, kind=att.kind, sha256=att.sha256, bytes=len(att.data),
+                          used_as=att.used_as, by=att.by,
+                          text=att.text if att.used_as in ("described", "transcribed") else None,
+                          cached=att.cached)

