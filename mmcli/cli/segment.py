@@ -1,12 +1,112 @@
-"""Task commands not implemented yet: each says so plainly and exits 2 (no fake output)."""
+"""``mmcli segment``: Segment-Anything masks (thin: parse options, hand off to run_batch)."""
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
 
-from mmcli.cli.common import add_not_available
+from mmcli.cli import common
+from mmcli.errors import UsageError
+
+PANEL = "Automatic masks (--auto)"
+
+
+def parse_numbers(text: str, count: int, flag: str, form: str) -> tuple[float, ...]:
+    """``"320,240"`` -> ``(320.0, 240.0)``; anything else is a usage error showing ``form``."""
+    parts = text.replace(" ", "").split(",")
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != count or not all(math.isfinite(v) for v in values):
+        raise UsageError(f"{flag} {text!r} is not {form}",
+                         hint=f"e.g. {flag} {'320,240' if count == 2 else '100,80,420,360'}")
+    return values
+
+
+def segment(
+    ctx: typer.Context,
+    inputs: common.InputsArg = None,
+    point: Annotated[Optional[list[str]], typer.Option(
+        "--point", "-p", help="Positive click X,Y in pixels (repeatable: one object).")] = None,
+    neg_point: Annotated[Optional[list[str]], typer.Option(
+        "--neg-point", help="Negative click X,Y: exclude this area (repeatable).")] = None,
+    box: Annotated[Optional[list[str]], typer.Option(
+        "--box", help="Box X1,Y1,X2,Y2 in pixels; several boxes = several objects.")] = None,
+    multimask: Annotated[bool, typer.Option(
+        "--multimask", help="Return every candidate mask with its score, best first.")] = False,
+    auto: Annotated[bool, typer.Option(
+        "--auto", help="Masks for everything (point grid, filtering, NMS).",
+        rich_help_panel=PANEL)] = False,
+    points_per_side: Annotated[int, typer.Option(
+        "--points-per-side", help="Grid size for --auto (n x n points).",
+        rich_help_panel=PANEL)] = 16,
+    pred_iou_thresh: Annotated[float, typer.Option(
+        "--pred-iou-thresh", help="Drop --auto masks below this predicted IoU.",
+        rich_help_panel=PANEL)] = 0.88,
+    stability_thresh: Annotated[float, typer.Option(
+        "--stability-thresh", help="Drop --auto masks below this stability score.",
+        rich_help_panel=PANEL)] = 0.95,
+    nms_thresh: Annotated[float, typer.Option(
+        "--nms-thresh", help="Box IoU above which --auto keeps only the better mask.",
+        rich_help_panel=PANEL)] = 0.7,
+    min_area: Annotated[int, typer.Option(
+        "--min-area", help="Drop --auto masks smaller than this many pixels.",
+        rich_help_panel=PANEL)] = 0,
+    overlay: Annotated[bool, typer.Option(
+        "--overlay", help="Also write NAME.overlay.png (needs --output-dir).")] = False,
+    embeddings_cache: Annotated[Optional[Path], typer.Option(
+        "--embeddings-cache", help="Keep image embeddings here: new prompts skip the encoder.",
+        file_okay=False)] = None,
+    model: common.ModelOpt = None,
+    decoder: Annotated[Optional[Path], typer.Option(
+        "--decoder", help="Mask decoder .onnx when --model is an encoder .onnx path.",
+        dir_okay=False)] = None,
+    fmt: Annotated[str, typer.Option(
+        "--format", "-f", help="text | json | jsonl | png (mask PNGs) | polygon.")] = "text",
+    output: common.OutputOpt = None,
+    output_dir: common.OutputDirOpt = None,
+    skip_existing: common.SkipExistingOpt = False,
+    shard: common.ShardOpt = None,
+    journal: common.JournalOpt = None,
+    resume: common.ResumeOpt = True,
+    retry_failed: common.RetryFailedOpt = False,
+    lock: common.LockOpt = None,
+    max_duration: common.MaxDurationOpt = None,
+    dry_run: common.DryRunOpt = False,
+    hash_inputs: common.HashInputsOpt = False,
+) -> None:
+    """Segment images with Segment Anything: click points, boxes, or --auto for everything.
+
+    Coordinates are pixels of the original image. Masks come out as COCO RLE in JSON, as
+    8-bit PNGs (--format png --output-dir DIR), as polygons, and as an --overlay picture.
+    """
+    from mmcli.journal import JobOptions
+    from mmcli.tasks.segment import BOX_FORM, POINT_FORM, Options, check
+
+    if (fmt == "png" or overlay) and output_dir is None:
+        raise UsageError("--format png and --overlay write pictures and need --output-dir DIR")
+    options = Options(
+        points=[parse_numbers(p, 2, "--point", POINT_FORM) for p in point or []],  # type: ignore[misc]
+        neg_points=[parse_numbers(p, 2, "--neg-point", POINT_FORM)  # type: ignore[misc]
+                    for p in neg_point or []],
+        boxes=[parse_numbers(b, 4, "--box", BOX_FORM) for b in box or []],  # type: ignore[misc]
+        multimask=multimask, auto=auto, points_per_side=points_per_side,
+        pred_iou_thresh=pred_iou_thresh, stability_thresh=stability_thresh,
+        nms_thresh=nms_thresh, min_area=min_area, overlay=overlay, polygons=fmt == "polygon",
+        embeddings_cache=str(embeddings_cache) if embeddings_cache else None)
+    check(options)
+    common.run_batch(ctx, task="segment", inputs=inputs, model=model, fmt=fmt, output=output,
+                     output_dir=output_dir, skip_existing=skip_existing, shard=shard,
+                     options=options, decoder=decoder,
+                     job=JobOptions(journal=journal, resume=resume, retry_failed=retry_failed,
+                                    lock=lock, max_duration=max_duration, dry_run=dry_run,
+                                    hash_inputs=hash_inputs))
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
-    add_not_available(app, "segment", "Segment images with Segment Anything.")
+    app.command("segment")(segment)

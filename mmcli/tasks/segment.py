@@ -1,0 +1,253 @@
+"""``segment``: Segment-Anything masks for images, from prompts or for everything (``--auto``).
+
+Follows the task contract of ``mmcli.tasks``. numpy, Pillow and the SAM backend are imported
+inside functions, so importing this module (e.g. for ``Options``) stays cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mmcli import engines
+from mmcli.errors import InputError, UsageError
+from mmcli.inputs import InputItem
+from mmcli.outputs import atomic_write
+from mmcli.records import ErrorInfo, Record, Timings, internal
+from mmcli.resolve import ResolvedModel
+from mmcli.settings import Settings
+
+KINDS = frozenset({"image"})
+STDIN_BYTES = True
+FORMATS = ("text", "json", "jsonl", "png", "polygon")
+POINT_FORM = "--point X,Y / --neg-point X,Y (pixels, 0 <= X <= width, 0 <= Y <= height)"
+BOX_FORM = "--box X1,Y1,X2,Y2 (pixels, X1 < X2, Y1 < Y2, inside the image)"
+
+
+@dataclass
+class Options:
+    """Options of ``mmcli segment`` (defaults = the CLI defaults). Coordinates are pixels."""
+
+    points: list[tuple[float, float]] = field(default_factory=list)
+    neg_points: list[tuple[float, float]] = field(default_factory=list)
+    boxes: list[tuple[float, float, float, float]] = field(default_factory=list)
+    multimask: bool = False
+    auto: bool = False
+    points_per_side: int = 16
+    points_per_batch: int = 64
+    pred_iou_thresh: float = 0.88
+    stability_thresh: float = 0.95
+    nms_thresh: float = 0.7
+    min_area: int = 0
+    overlay: bool = False
+    polygons: bool = False
+    embeddings_cache: str | None = None
+
+
+@dataclass
+class MaskResult:
+    """One mask: COCO RLE ``segmentation`` (pycocotools' compressed string), ``bbox`` (x, y, w,
+    h), ``area`` in pixels, the decoder's ``predicted_iou``, ``stability_score``, the
+    ``prompt`` that produced it (original pixels), and ``polygons`` with ``--format polygon``."""
+
+    segmentation: dict[str, Any]
+    bbox: list[int]
+    area: int
+    predicted_iou: float
+    stability_score: float
+    prompt: dict[str, Any]
+    polygons: list[dict[str, Any]] | None = None
+
+
+@dataclass
+class SegmentRecord(Record):
+    """Masks for one image, largest area first with ``--auto``, by prompt then score otherwise.
+
+    ``embedding`` says whether the encoder ran (``computed``) or came from ``--embeddings-cache``.
+    """
+
+    width: int = 0
+    height: int = 0
+    embedding: str = "computed"
+    masks: list[MaskResult] = field(default_factory=list)
+    arrays: Any = internal(None)  # boolean numpy masks, same order as ``masks``
+    image: Any = internal(None)  # RGB uint8 array, kept for the overlay picture
+    want_overlay: bool = internal(False)
+
+    def text(self) -> str:
+        """``3 masks 640x488: area 9120 iou 0.95 stability 0.99 box 260,180,120,120; …``."""
+        if self.error is not None:
+            return f"error: {self.error.message}"
+        parts = [f"area {m.area} iou {m.predicted_iou:.2f} stability {m.stability_score:.2f} "
+                 f"box {','.join(str(v) for v in m.bbox)}" for m in self.masks]
+        head = f"{len(self.masks)} mask{'s' if len(self.masks) != 1 else ''} " \
+               f"{self.width}x{self.height}"
+        return head + (": " + "; ".join(parts) if parts else "")
+
+
+def suffix(fmt: str) -> str:
+    """Sidecar suffix (the first file for ``png``: ``photo.jpg.mask-0.png``)."""
+    return {"text": ".txt", "png": ".mask-0.png"}.get(fmt, ".json")
+
+
+def render(record: Record, fmt: str) -> str:
+    """Text for stdout / ``-o``: JSON (indented for ``json``), one line per image otherwise."""
+    if fmt == "json":
+        return record.to_json(indent=2) + "\n"
+    if fmt in ("jsonl", "polygon"):
+        return record.to_json() + "\n"
+    return record.text() + "\n"
+
+
+def files(record: Record, fmt: str) -> list[tuple[str, bytes | str]]:
+    """Sidecars for ``--output-dir``: mask PNGs (``png``) or the text/JSON, plus the overlay."""
+    from mmcli import maskimage
+
+    assert isinstance(record, SegmentRecord)
+    arrays = record.arrays or []
+    out: list[tuple[str, bytes | str]]
+    if fmt == "png":
+        out = [(f".mask-{i}.png", maskimage.mask_png(a)) for i, a in enumerate(arrays)]
+    else:
+        out = [(suffix(fmt), render(record, fmt))]
+    if record.want_overlay and record.image is not None:
+        out.append((".overlay.png", maskimage.overlay_png(record.image, arrays)))
+    return out
+
+
+def check(options: Options, fmt: str | None = None) -> None:
+    """Reject prompt combinations SAM cannot take (usage errors, exit 2)."""
+    prompted = options.points or options.neg_points or options.boxes
+    if options.auto and prompted:
+        raise UsageError("--auto finds every object itself; drop --point/--neg-point/--box",
+                         hint="or drop --auto to segment what the prompts point at")
+    if not options.auto and not prompted:
+        raise UsageError("segment needs a prompt or --auto",
+                         hint=f"give {POINT_FORM}, {BOX_FORM}, or --auto")
+    if options.neg_points and not (options.points or options.boxes):
+        raise UsageError("--neg-point only removes areas; add a --point or --box")
+    if len(options.boxes) > 1 and (options.points or options.neg_points):
+        raise UsageError("several --box prompts are separate objects and cannot share clicks",
+                         hint="use one --box with --point/--neg-point, or boxes alone")
+    if options.points_per_side < 1 or options.points_per_batch < 1:
+        raise UsageError("--points-per-side and --points-per-batch must be at least 1")
+    for x1, y1, x2, y2 in options.boxes:
+        if not (x1 < x2 and y1 < y2):
+            raise UsageError(f"box {x1:g},{y1:g},{x2:g},{y2:g} is empty", hint=BOX_FORM)
+
+
+def prompts_for(options: Options, width: int, height: int, display: str) -> list[Any]:
+    """The decoder prompts, after checking every coordinate lies in the image (else exit 2)."""
+    from mmcli.tasks.segment_core import Prompt
+
+    def inside(x: float, y: float, form: str) -> None:
+        if not (0 <= x <= width and 0 <= y <= height):
+            raise UsageError(f"{x:g},{y:g} is outside {display} ({width}x{height})", hint=form)
+
+    for x, y in [*options.points, *options.neg_points]:
+        inside(x, y, POINT_FORM)
+    for x1, y1, x2, y2 in options.boxes:
+        inside(x1, y1, BOX_FORM)
+        inside(x2, y2, BOX_FORM)
+    clicks = [*options.points, *options.neg_points]
+    labels = [1] * len(options.points) + [0] * len(options.neg_points)
+    if len(options.boxes) > 1:
+        return [Prompt([], [], box) for box in options.boxes]
+    return [Prompt(list(clicks), labels, options.boxes[0] if options.boxes else None)]
+
+
+def load_image(item: InputItem) -> tuple[Any, bytes]:
+    """RGB uint8 array (EXIF orientation applied) and the raw bytes; InputError if unreadable."""
+    import io
+
+    import numpy as np
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    data = item.read_bytes()
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            rgb = ImageOps.exif_transpose(img).convert("RGB")
+    except UnidentifiedImageError:
+        raise InputError(f"{item.display}: not an image Pillow can read") from None
+    except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt data
+        raise InputError(f"{item.display}: corrupt image ({exc})") from None
+    return np.asarray(rgb, dtype=np.uint8), data
+
+
+def embedding_for(engine: Any, image: Any, data: bytes, cache: str | None) -> tuple[Any, bool]:
+    """The image embedding, from ``--embeddings-cache`` (keyed by content + model) or fresh."""
+    from mmcli.backends.sam import Embedding
+
+    path = None
+    if cache:
+        digest = hashlib.sha256(data).hexdigest()
+        path = Path(cache) / engine.cache_key() / f"{digest}.npz"
+        if path.is_file():
+            try:
+                return Embedding.from_bytes(path.read_bytes()), True
+            except (OSError, ValueError, KeyError):
+                pass  # a damaged cache entry is recomputed and overwritten
+    emb = engine.embed(image)
+    if path is not None:
+        atomic_write(path, emb.to_bytes())
+    return emb, False
+
+
+def processor(model: ResolvedModel, settings: Settings,
+              options: Options) -> Callable[[InputItem], Iterator[Record]]:
+    """``item -> [SegmentRecord]``; the engine loads on the first item."""
+    check(options)
+
+    def process(item: InputItem) -> Iterator[Record]:
+        engine, load_s = engines.load(model, settings)
+        start = time.perf_counter()
+        image, data = load_image(item)
+        h, w = image.shape[:2]
+        prompts = None if options.auto else prompts_for(options, w, h, item.display)
+        t_enc = time.perf_counter()
+        emb, cached = embedding_for(engine, image, data, options.embeddings_cache)
+        t_dec = time.perf_counter()
+        found = _masks(engine, emb, prompts, options)
+        t_end = time.perf_counter()
+        yield _record(item, model, engine.device, image, found, options, cached,
+                      Timings(load_s=load_s, run_s=t_end - start,
+                              extra={"encode_s": t_dec - t_enc, "decode_s": t_end - t_dec}))
+
+    return process
+
+
+def _masks(engine: Any, emb: Any, prompts: list[Any] | None, options: Options) -> list[Any]:
+    from mmcli.tasks import segment_core as core
+
+    if prompts is not None:
+        return core.prompt_masks(engine, emb, prompts, options.multimask)
+    cfg = core.AutoSettings(options.points_per_side, options.points_per_batch,
+                            options.pred_iou_thresh, options.stability_thresh,
+                            options.nms_thresh, options.min_area)
+    return core.auto_masks(engine, emb, cfg)
+
+
+def _record(item: InputItem, model: ResolvedModel, device: str, image: Any, found: list[Any],
+            options: Options, cached: bool, timings: Timings) -> SegmentRecord:
+    from mmcli import maskimage
+    from mmcli import masks as mk
+
+    arrays = [f.mask if f.mask is not None else mk.decode_rle(f.rle) for f in found]
+    results = [MaskResult(f.rle, f.bbox, f.area, f.predicted_iou, f.stability_score,
+                          f.prompt.to_dict(),
+                          maskimage.polygons(a) if options.polygons else None)
+               for f, a in zip(found, arrays)]
+    return SegmentRecord(input=item.display, task="segment", model=model.info, device=device,
+                         timings=timings, width=int(image.shape[1]), height=int(image.shape[0]),
+                         embedding="cached" if cached else "computed", masks=results,
+                         arrays=arrays, image=image if options.overlay else None,
+                         want_overlay=options.overlay)
+
+
+def error_record(item: InputItem, info: ErrorInfo, model: ResolvedModel) -> Record:
+    """The record of an image that failed."""
+    return SegmentRecord(input=item.display, task="segment", model=model.info, error=info)
