@@ -59,12 +59,15 @@ class Conversation:
 
     system: str | None = None
     turns: list[Turn] = field(default_factory=list)
+    # The model's default (manifest option ``system``), used when no system prompt is set.
+    default_system: str | None = None
 
     def messages(self, for_count: bool = False) -> list[Message]:
         """OpenAI-style messages for the engine (or, ``for_count``, for counting tokens)."""
         out: list[Message] = []
-        if self.system:
-            out.append({"role": "system", "content": self.system})
+        system = self.system or self.default_system
+        if system:
+            out.append({"role": "system", "content": system})
         for turn in self.turns:
             out.append({"role": "user", "content": turn.user_content(for_count)})
             if turn.reply is not None:

@@ -24,7 +24,7 @@ HELP = """\
 /attach PATH...       attach files to the next message (images, audio, text; Tab completes)
 /detach               drop the queued attachments
 /model NAME           switch models (the conversation is kept)
-/system [TEXT]        set the system prompt (no text: clear it)
+/system [TEXT]        set the system prompt (no text: back to the model's default)
 /reset                forget the conversation (the system prompt stays)
 /save FILE            save the conversation as JSON (with attachment hashes)
 /load FILE            resume a saved conversation
@@ -160,6 +160,7 @@ def _load(d: ChatDriver, rest: str) -> None:
         raise UsageError("/load needs a file name", hint="e.g. /load chat.json")
     conv, model, notes = transcript.load(Path(rest))
     d.session.reset()
+    conv.default_system = d.session.conv.default_system
     d.session.conv = conv
     for turn in conv.turns:  # saved bridged texts seed the cache: no re-captioning
         for att in turn.attachments:

@@ -33,7 +33,8 @@ class ChatSession:
         self.options = options
         self.shared = shared
         self.notice = notice or (lambda msg: console.warn(msg, quiet=settings.quiet))
-        self.conv = Conversation(system=options.system)
+        self.conv = Conversation(system=options.system,
+                                 default_system=model.options.get("system"))
         self.bridge = Bridge(settings, options.caption_model, options.transcribe_model)
         self.prefix = PrefixCheck()
         self.turns_sent = 0
@@ -65,6 +66,7 @@ class ChatSession:
         """Switch models, keeping the conversation (attachments are re-prepared for it)."""
         self.close()
         self.model = model
+        self.conv.default_system = model.options.get("system")
         self.prefix.invalidate()
         has_vision = bool(getattr(self.engine, "has_vision", False))
         for turn in self.conv.turns:
