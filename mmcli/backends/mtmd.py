@@ -13,6 +13,7 @@ import ctypes
 import time
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ def render(template: jinja2.Template, llm: Llama, messages: list[dict[str, Any]]
     marker = mtmd_cpp.mtmd_default_marker().decode("utf-8")
 
     def part(p: Any) -> Any:
-        if isinstance(p, dict) and p.get("type") == "image_url":
+        if isinstance(p, dict) and p.get("type") in IMAGE_PARTS:
             return {"type": "text", "text": marker}
         return p
 
@@ -73,18 +74,42 @@ def render(template: jinja2.Template, llm: Llama, messages: list[dict[str, Any]]
                          hint="this template may not accept content parts (images)") from None
 
 
-def image_urls(messages: list[dict[str, Any]]) -> list[str]:
-    """Image URLs of every ``image_url`` content part, in order."""
-    urls: list[str] = []
+@dataclass(frozen=True)
+class RawImage:
+    """Decoded RGB pixels (``width * height * 3`` bytes), handed to mtmd without re-encoding.
+
+    Used as the content part ``{"type": "image_rgb", "image_rgb": RawImage(...)}`` - an mmcli
+    extension next to OpenAI's ``image_url`` that skips an encode/decode round trip.
+    """
+
+    width: int
+    height: int
+    data: bytes
+
+
+IMAGE_PARTS = ("image_url", "image_rgb")
+ImageRef = str | RawImage
+
+
+def image_urls(messages: list[dict[str, Any]]) -> list[ImageRef]:
+    """Every image content part in order: URL strings, or RawImage for ``image_rgb`` parts."""
+    refs: list[ImageRef] = []
     for message in messages:
         content = message.get("content")
         if not isinstance(content, list):
             continue
         for p in content:
-            if isinstance(p, dict) and p.get("type") == "image_url":
+            if not isinstance(p, dict):
+                continue
+            if p.get("type") == "image_url":
                 ref = p.get("image_url")
-                urls.append(ref.get("url", "") if isinstance(ref, dict) else str(ref))
-    return urls
+                refs.append(ref.get("url", "") if isinstance(ref, dict) else str(ref))
+            elif p.get("type") == "image_rgb":
+                raw = p.get("image_rgb")
+                if not isinstance(raw, RawImage):
+                    raise UsageError("an image_rgb content part needs a RawImage")
+                refs.append(raw)
+    return refs
 
 
 def load_image(url: str) -> bytes:
@@ -129,7 +154,7 @@ class Vision:
         return self.handler.mtmd_ctx
 
     def eval_prompt(self, llm: Llama, text: str,
-                    urls: list[str]) -> tuple[list[int], dict[str, float]]:
+                    urls: list[ImageRef]) -> tuple[list[int], dict[str, float]]:
         """Tokenize text + images with mtmd and evaluate them into a cleared KV cache.
 
         Returns:
@@ -140,10 +165,7 @@ class Vision:
         bitmaps = []
         try:
             for i, url in enumerate(urls):
-                data = load_image(url)
-                bitmap = mtmd_cpp.mtmd_helper_bitmap_init_from_buf(
-                    self.ctx, (ctypes.c_uint8 * len(data)).from_buffer(bytearray(data)),
-                    len(data), False)
+                bitmap = self._bitmap(url)
                 if bitmap is None:
                     raise InputError(f"image {i + 1} cannot be decoded by the vision encoder")
                 bitmaps.append(bitmap)
@@ -151,6 +173,16 @@ class Vision:
         finally:
             for bitmap in bitmaps:
                 mtmd_cpp.mtmd_bitmap_free(bitmap)
+
+    def _bitmap(self, ref: ImageRef) -> Any:
+        if isinstance(ref, RawImage):
+            if len(ref.data) != ref.width * ref.height * 3:
+                raise InputError("raw image size does not match width x height x 3")
+            buf = (ctypes.c_uint8 * len(ref.data)).from_buffer_copy(ref.data)
+            return mtmd_cpp.mtmd_bitmap_init(ref.width, ref.height, buf)
+        data = load_image(ref)
+        return mtmd_cpp.mtmd_helper_bitmap_init_from_buf(
+            self.ctx, (ctypes.c_uint8 * len(data)).from_buffer(bytearray(data)), len(data), False)
 
     def _eval(self, llm: Llama, text: str,
               bitmaps: list[Any]) -> tuple[list[int], dict[str, float]]:

@@ -1,13 +1,161 @@
-"""Task commands not implemented yet: each says so plainly and exits 2 (no fake output)."""
+"""``mmcli caption`` and ``mmcli vqa``: thin commands over mmcli.tasks.caption / vqa."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
 
-from mmcli.cli.common import add_not_available
+from mmcli.cli import common
+from mmcli.journal import JobOptions
+
+P = "Model"  # help panels
+FormatOpt = Annotated[str, typer.Option("--format", "-f", help="text | json | jsonl.")]
+MmprojOpt = Annotated[Optional[Path], typer.Option(
+    "--mmproj", help="Vision projector GGUF, with --model FILE.gguf.", dir_okay=False,
+    rich_help_panel=P)]
+MaxTokensOpt = Annotated[Optional[int], typer.Option(
+    "--max-tokens", min=1, help="Cap on generated tokens (default: the preset's).")]
+TemperatureOpt = Annotated[float, typer.Option(
+    "--temperature", min=0.0, help="0 = greedy, reproducible (default).")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Sampling seed (with --temperature > 0).")]
+MaxSideOpt = Annotated[Optional[int], typer.Option(
+    "--max-side", min=0, help="Downsize images so the long side is at most this many pixels "
+    "(default: the model's, 1024; 0 = never).")]
+GpuLayersOpt = Annotated[Optional[int], typer.Option(
+    "--gpu-layers", help="Layers to offload to the GPU (-1 = all; default from --device).",
+    rich_help_panel=P)]
+
+
+def caption(
+    ctx: typer.Context,
+    inputs: common.InputsArg = None,
+    model: common.ModelOpt = None,
+    mmproj: MmprojOpt = None,
+    detail: Annotated[str, typer.Option(
+        "--detail", "-d", help="short (one sentence) | normal (a few) | detailed (a paragraph).")
+    ] = "normal",
+    prompt: Annotated[Optional[str], typer.Option(
+        "--prompt", "-p", help="Your own instruction instead of a --detail preset.")] = None,
+    max_tokens: MaxTokensOpt = None,
+    temperature: TemperatureOpt = 0.0,
+    seed: SeedOpt = 0,
+    max_side: MaxSideOpt = None,
+    gpu_layers: GpuLayersOpt = None,
+    fmt: FormatOpt = "text",
+    output: common.OutputOpt = None,
+    output_dir: common.OutputDirOpt = None,
+    skip_existing: common.SkipExistingOpt = False,
+    shard: common.ShardOpt = None,
+    journal: common.JournalOpt = None,
+    resume: common.ResumeOpt = True,
+    retry_failed: common.RetryFailedOpt = False,
+    lock: common.LockOpt = None,
+    max_duration: common.MaxDurationOpt = None,
+    dry_run: common.DryRunOpt = False,
+    hash_inputs: common.HashInputsOpt = False,
+) -> None:
+    """Describe images with a vision-language model.
+
+    mmcli caption photo.jpg; mmcli caption -d short -f jsonl photos/;
+    mmcli caption photos/ --output-dir photos/ (writes photo.jpg.txt next to each photo).
+    """
+    from mmcli.tasks.caption import Options, prompt_for
+
+    options = Options(detail=detail, prompt=prompt, max_tokens=max_tokens,
+                      temperature=temperature, seed=seed, max_side=max_side,
+                      gpu_layers=gpu_layers)
+    prompt_for(options)  # a bad --detail is a usage error before anything loads
+    common.run_batch(ctx, task="caption", inputs=inputs, model=model, fmt=fmt, output=output,
+                     output_dir=output_dir, skip_existing=skip_existing, shard=shard,
+                     options=options, mmproj=mmproj,
+                     job=JobOptions(journal=journal, resume=resume, retry_failed=retry_failed,
+                                    lock=lock, max_duration=max_duration, dry_run=dry_run,
+                                    hash_inputs=hash_inputs))
+
+
+def vqa(
+    ctx: typer.Context,
+    inputs: common.InputsArg = None,
+    question: Annotated[Optional[list[str]], typer.Option(
+        "--question", "-q", help="A question (repeatable): each is asked of every image.")
+    ] = None,
+    questions: Annotated[Optional[Path], typer.Option(
+        "--questions", help='JSON Lines of {"image": PATH, "question": TEXT} (paths relative '
+        "to the file's folder).", dir_okay=False)] = None,
+    together: Annotated[bool, typer.Option(
+        "--together", help="Send all images in one prompt (comparison questions).")] = False,
+    model: common.ModelOpt = None,
+    mmproj: MmprojOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    temperature: TemperatureOpt = 0.0,
+    seed: SeedOpt = 0,
+    max_side: MaxSideOpt = None,
+    gpu_layers: GpuLayersOpt = None,
+    fmt: FormatOpt = "text",
+    output: common.OutputOpt = None,
+    output_dir: common.OutputDirOpt = None,
+    skip_existing: common.SkipExistingOpt = False,
+    shard: common.ShardOpt = None,
+    journal: common.JournalOpt = None,
+    resume: common.ResumeOpt = True,
+    retry_failed: common.RetryFailedOpt = False,
+    lock: common.LockOpt = None,
+    max_duration: common.MaxDurationOpt = None,
+    dry_run: common.DryRunOpt = False,
+    hash_inputs: common.HashInputsOpt = False,
+) -> None:
+    """Answer questions about images: mmcli vqa photo.jpg -q "How many people?".
+
+    Every -q is asked of every image (one record each); --questions FILE.jsonl pairs images
+    with their own questions; --together asks about all images at once.
+    """
+    from mmcli.tasks import vqa as task
+
+    options = task.Options(questions=list(question or []), max_tokens=max_tokens,
+                           temperature=temperature, seed=seed, max_side=max_side,
+                           gpu_layers=gpu_layers, together=together)
+    inputs = task.prepare(options, inputs, questions)
+    if together:
+        _together(ctx, inputs, model, mmproj, options, fmt, output, output_dir)
+        return
+    common.run_batch(ctx, task="vqa", inputs=inputs, model=model, fmt=fmt, output=output,
+                     output_dir=output_dir, skip_existing=skip_existing, shard=shard,
+                     options=options, mmproj=mmproj,
+                     job=JobOptions(journal=journal, resume=resume, retry_failed=retry_failed,
+                                    lock=lock, max_duration=max_duration, dry_run=dry_run,
+                                    hash_inputs=hash_inputs))
+
+
+def _together(ctx: typer.Context, inputs: list[str], model: str | None, mmproj: Path | None,
+              options: object, fmt: str, output: Path | None, output_dir: Path | None) -> None:
+    """``vqa --together``: one prompt with every image; one record per question."""
+    from mmcli import inputs as inputs_mod
+    from mmcli import manifest, resolve
+    from mmcli.errors import UsageError
+    from mmcli.outputs import Writer
+    from mmcli.tasks import vqa as task
+
+    settings = common.settings_of(ctx)
+    common.check_format(fmt, task.FORMATS)
+    if output_dir is not None:
+        raise UsageError("--together gives one answer per question, not per image",
+                         hint="use -o FILE (or stdout) instead of --output-dir")
+    if not inputs:
+        raise UsageError("no images given to 'mmcli vqa --together'")
+    items = inputs_mod.discover(inputs, set(task.KINDS), stdin=common.stdin_stream(),  # type: ignore[arg-type]
+                                stdin_bytes=True)
+    resolved = resolve.resolve(model, "vqa", manifest.load(settings.models_file), settings,
+                               mmproj=mmproj)
+    assert isinstance(options, task.Options)
+    writer = Writer(fmt, task.render, output=output, many=len(options.questions) > 1)
+    for record in task.ask_together(resolved, settings, items, options):
+        writer.write(record)
+    writer.close()
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
-    add_not_available(app, "caption", "Describe images with a vision-language model.")
-    add_not_available(app, "vqa", "Answer questions about images.")
+    """Add caption and vqa to ``app``."""
+    app.command("caption")(caption)
+    app.command("vqa")(vqa)

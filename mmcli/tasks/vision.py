@@ -1,0 +1,127 @@
+"""What caption and vqa share: loading the VLM once, turning images into a prompt, asking.
+
+Pure library code: no CLI, and the engine is imported only through ``mmcli.engines.load``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from mmcli import engines
+from mmcli.errors import UsageError
+from mmcli.inputs import InputItem
+from mmcli.records import Record, Timings
+from mmcli.resolve import ResolvedModel
+from mmcli.settings import Settings
+
+KINDS = frozenset({"image"})
+STDIN_BYTES = True
+FORMATS = ("text", "json", "jsonl")
+
+
+@dataclass
+class VisionOptions:
+    """Options caption and vqa share (defaults = the CLI defaults)."""
+
+    max_tokens: int | None = None
+    temperature: float = 0.0
+    seed: int = 0
+    max_side: int | None = None
+    gpu_layers: int | None = None
+
+
+@dataclass
+class VisionRecord(Record):
+    """Fields every vision record carries after the common ones."""
+
+    prompt: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str = ""
+    width: int = 0
+    height: int = 0
+
+
+@dataclass
+class Answer:
+    """One reply of the model with its counts and timings."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class Session:
+    """A vision model loaded lazily on first use (once per process, via the registry)."""
+
+    def __init__(self, model: ResolvedModel, settings: Settings, options: VisionOptions) -> None:
+        if options.gpu_layers is not None:
+            model = dataclasses.replace(
+                model, options={**model.options, "n_gpu_layers": options.gpu_layers})
+        self.model, self.settings, self.options = model, settings, options
+        self.max_side = options.max_side if options.max_side is not None else \
+            int(model.options.get("max_side", 1024))
+
+    def engine(self) -> tuple[Any, float]:
+        """``(engine, load seconds)``; refuses a model that cannot see images."""
+        engine, load_s = engines.load(self.model, self.settings)
+        if not getattr(engine, "has_vision", False):
+            raise UsageError(f"model '{self.model.name}' cannot see images: it has no mmproj "
+                             "(vision projector) file",
+                             hint="pick a vision model (`mmcli models list`), or pass "
+                                  "--model FILE.gguf --mmproj MMPROJ.gguf")
+        return engine, load_s
+
+    def picture(self, item: InputItem) -> Any:
+        """The item's image, decoded, upright, RGB and downsized (InputError if it is bad)."""
+        from mmcli import images
+
+        return images.load(item.read_bytes(), item.display, self.max_side)
+
+    def ask(self, engine: Any, pictures: list[Any], question: str,
+            default_max_tokens: int) -> Answer:
+        """Ask ``question`` about ``pictures`` (all in one user turn); collect the reply."""
+        from mmcli.backends.mtmd import RawImage
+
+        parts: list[dict[str, Any]] = [
+            {"type": "image_rgb", "image_rgb": RawImage(p.width, p.height, p.rgb)}
+            for p in pictures]
+        parts.append({"type": "text", "text": question})
+        pieces: list[str] = []
+        done = None
+        for event in engine.chat([{"role": "user", "content": parts}],
+                                 max_tokens=self.options.max_tokens or default_max_tokens,
+                                 temperature=self.options.temperature, seed=self.options.seed):
+            if hasattr(event, "text"):
+                pieces.append(event.text)
+            else:
+                done = event
+        assert done is not None
+        return Answer("".join(pieces).strip(), done.prompt_tokens, done.completion_tokens,
+                      done.finish_reason, dict(done.extra, generate_s=done.total_s))
+
+
+def timings(load_s: float, start: float, answer: Answer, decode_s: float) -> Timings:
+    """Record timings: load, total run, image decode, and the engine's own split."""
+    extra = {"decode_s": decode_s, **answer.extra}
+    return Timings(load_s=load_s, run_s=time.perf_counter() - start, extra=extra)
+
+
+def fill(record: VisionRecord, answer: Answer, prompt: str, picture: Any | None) -> None:
+    """Copy the answer's counts (and the image size) into ``record``."""
+    record.prompt = prompt
+    record.prompt_tokens = answer.prompt_tokens
+    record.completion_tokens = answer.completion_tokens
+    record.finish_reason = answer.finish_reason
+    if picture is not None:
+        record.width, record.height = picture.width, picture.height
+
+
+def suffix_for(fmt: str) -> str:
+    """``.json`` for json/jsonl sidecars, ``.txt`` otherwise."""
+    return ".json" if fmt in ("json", "jsonl") else ".txt"
