@@ -105,6 +105,8 @@ class Writer:
         if self.fmt == "text" and not record.ok:
             return  # the error line already went to stderr; stdout stays data only
         text = self.render(record, self.fmt)
+        if not text:
+            return  # already delivered (speak's audio, transcribe streamed on a TTY)
         if self.fmt == "text" and self.many:
             text = f"{record.input}: {text}"
         self._emit(text)

@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from mmcli.errors import NotAvailableError, UsageError
+from mmcli.inputs import InputItem
 from mmcli.journal import JobOptions
 from mmcli.settings import Settings
 
@@ -107,7 +108,7 @@ def run_batch(ctx: typer.Context, *, task: str, inputs: list[str] | None, model:
               fmt: str, output: Path | None, output_dir: Path | None, skip_existing: bool,
               shard: str | None, options: object, suffix: str | None = None,
               mmproj: Path | None = None, decoder: Path | None = None,
-              job: JobOptions | None = None) -> None:
+              job: JobOptions | None = None, items: list[InputItem] | None = None) -> None:
     """The whole life of a batch command: resolve the model, discover inputs, stream records.
 
     Exits with the batch's exit code (0 all ok, 1 some failed). Errors that concern the whole
@@ -115,7 +116,7 @@ def run_batch(ctx: typer.Context, *, task: str, inputs: list[str] | None, model:
     """
     from mmcli import batch, manifest, resolve
     from mmcli import inputs as inputs_mod
-    from mmcli.journal import JOURNAL_NAME, LOCK_NAME, JobLock, Journal, input_key, options_hash
+    from mmcli.journal import JOURNAL_NAME, LOCK_NAME, JobLock, Journal, options_hash
     from mmcli.outputs import Writer
     from mmcli.tasks import task_module
 
@@ -123,15 +124,19 @@ def run_batch(ctx: typer.Context, *, task: str, inputs: list[str] | None, model:
     job = job or JobOptions()
     mod = task_module(task)
     check_format(fmt, mod.FORMATS)
-    if not inputs:
+    if not inputs and not items:
         raise UsageError(f"no inputs given to 'mmcli {task}'",
                          hint=f"pass files, folders, globs or - ; see `mmcli {task} --help`")
     if skip_existing and output_dir is None:
         raise UsageError("--skip-existing needs --output-dir")
     budget = job.budget_s
-    items = inputs_mod.discover(inputs, set(mod.KINDS), stdin=stdin_stream(),  # type: ignore[arg-type]
-                                stdin_bytes=mod.STDIN_BYTES,
-                                shard=inputs_mod.parse_shard(shard))
+    if items is None:
+        items = inputs_mod.discover(inputs or [], set(mod.KINDS), stdin=stdin_stream(),  # type: ignore[arg-type]
+                                    stdin_bytes=mod.STDIN_BYTES,
+                                    shard=inputs_mod.parse_shard(shard))
+    else:  # pre-built by the command (speak's texts and lines): same shard rule
+        parts = inputs_mod.parse_shard(shard)
+        items = [i for i in items if inputs_mod.in_shard(i.display, parts)]
     journal_path = job.journal or (output_dir / JOURNAL_NAME if output_dir else None)
     lock_path = job.lock or (journal_path.parent / LOCK_NAME if journal_path else None)
     loaded = manifest.load(settings.models_file)
@@ -145,10 +150,11 @@ def run_batch(ctx: typer.Context, *, task: str, inputs: list[str] | None, model:
             raise typer.Exit(0)
         resolved = resolve.resolve(model, task, loaded, settings, mmproj=mmproj, decoder=decoder)
         mid = resolve.model_id(resolved.info)
-        key = (lambda item: input_key(item, mid, opt_hash, job.hash_inputs))  # noqa: E731
+        key = (lambda item: item_key(item, mid, opt_hash, job.hash_inputs))  # noqa: E731
         process = mod.processor(resolved, settings, options)
         writer = Writer(fmt, mod.render, output=output, output_dir=output_dir,
-                        suffix=suffix or mod.suffix(fmt), many=len(items) > 1 or len(inputs) > 1,
+                        suffix=suffix or mod.suffix(fmt),
+                        many=len(items) > 1 or len(inputs or []) > 1,
                         files=getattr(mod, "files", None))
         with _sigterm_raises():
             summary = batch.run(
@@ -162,7 +168,6 @@ def run_batch(ctx: typer.Context, *, task: str, inputs: list[str] | None, model:
 def _dry_run(items: list, planned: tuple, journal: object, job: JobOptions,
              opt_hash: str) -> None:
     """Print what a run would do, without loading (or downloading) any model."""
-    from mmcli.journal import input_key
     from mmcli.resolve import model_id
 
     info, state, size_mb = planned
@@ -173,11 +178,20 @@ def _dry_run(items: list, planned: tuple, journal: object, job: JobOptions,
         if item.error is not None:
             verdict = "error"
         elif journal is not None:
-            status = journal.status(input_key(item, model_id(info), opt_hash,  # type: ignore[attr-defined]
-                                              job.hash_inputs))
+            status = journal.status(item_key(item, model_id(info), opt_hash,  # type: ignore[attr-defined]
+                                             job.hash_inputs))
             if status == "done" or (status == "failed" and not job.retry_failed):
                 verdict = f"skip ({status})"
         typer.echo(f"{verdict}\t{item.display}")
+
+
+def item_key(item: InputItem, model_id: str, opt_hash: str, hash_inputs: bool) -> str:
+    """The journal key of an item. Content without a path (stdin bytes, speak's lines) also
+    keys on its output name, so two equal lines are still two outputs."""
+    from mmcli.journal import input_key
+
+    mid = model_id if item.path is not None else f"{model_id}|{item.rel}"
+    return input_key(item, mid, opt_hash, hash_inputs)
 
 
 class _nolock:

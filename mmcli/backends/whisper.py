@@ -1,0 +1,137 @@
+"""faster-whisper (CTranslate2) backend: the only module that imports faster_whisper.
+
+The model folder is loaded once per process and compute type; audio is decoded with PyAV
+(through faster-whisper's own ``decode_audio``), so anything FFmpeg reads works.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import ctranslate2
+import numpy as np
+from faster_whisper import BatchedInferencePipeline, WhisperModel, decode_audio
+from faster_whisper.transcribe import Segment, TranscriptionInfo
+
+from mmcli.errors import InputError, NotAvailableError, UsageError
+from mmcli.resolve import ResolvedModel
+from mmcli.settings import Settings
+
+SAMPLE_RATE = 16_000
+COMPUTE_TYPES = ("auto", "int8", "int8_float16", "int8_float32", "int8_bfloat16", "float16",
+                 "bfloat16", "float32", "default")
+
+
+def pick_device(requested: str) -> str:
+    """The CTranslate2 device for ``--device``; an explicit one that is absent is an error.
+
+    Raises:
+        NotAvailableError: ``cuda`` without a CUDA device, or ``metal`` (exit 2).
+    """
+    cuda = ctranslate2.get_cuda_device_count() > 0
+    if requested == "auto":
+        return "cuda" if cuda else "cpu"
+    if requested == "cuda" and not cuda:
+        raise NotAvailableError(
+            "--device cuda was asked for, but CTranslate2 finds no CUDA device",
+            hint="install the NVIDIA driver and a CUDA build of ctranslate2 (check with "
+                 "`mmcli doctor`), or use --device cpu")
+    if requested == "metal":
+        raise NotAvailableError("faster-whisper (CTranslate2) has no Metal backend",
+                                hint="use --device cpu (or auto)")
+    return requested
+
+
+class WhisperEngine:
+    """A faster-whisper model folder, loaded once per compute type.
+
+    Attributes:
+        device: where it runs (``cpu`` or ``cuda``).
+        model_dir: the CTranslate2 folder (model.bin, config.json, tokenizer.json, vocabulary).
+    """
+
+    def __init__(self, model_dir: Path, device: str, threads: int | None,
+                 default_compute: str) -> None:
+        self.model_dir, self.device, self.threads = model_dir, device, threads
+        self.default_compute = default_compute
+        self._models: dict[str, WhisperModel] = {}
+
+    @classmethod
+    def load(cls, model: ResolvedModel, settings: Settings) -> WhisperEngine:
+        """Load the model with its manifest compute type (``options.compute_type``, or auto)."""
+        if not settings.verbose:
+            logging.getLogger("faster_whisper").setLevel(logging.ERROR)
+        engine = cls(model.files["model"].parent, pick_device(settings.device), settings.threads,
+                     str(model.options.get("compute_type", "auto")))
+        engine.model(engine.default_compute)
+        return engine
+
+    def model(self, compute_type: str | None = None) -> tuple[WhisperModel, float]:
+        """``(model, seconds spent loading it now)`` for a compute type (cached).
+
+        Raises:
+            UsageError: the device does not support that compute type.
+        """
+        ct = compute_type or self.default_compute
+        if ct in self._models:
+            return self._models[ct], 0.0
+        start = time.perf_counter()
+        try:
+            self._models[ct] = WhisperModel(str(self.model_dir), device=self.device,
+                                            compute_type=ct, cpu_threads=self.threads or 0,
+                                            local_files_only=True)
+        except ValueError as exc:
+            raise UsageError(f"--compute-type {ct}: {exc}",
+                             hint=f"pick one of {', '.join(COMPUTE_TYPES[:-1])}") from None
+        return self._models[ct], time.perf_counter() - start
+
+    def multilingual(self, compute_type: str | None = None) -> bool:
+        """True for multilingual models (they detect the language and can translate)."""
+        return bool(self.model(compute_type)[0].model.is_multilingual)
+
+    def decode(self, source: Path | bytes) -> np.ndarray:
+        """16 kHz mono float32 samples of an audio or video file (or its bytes).
+
+        Raises:
+            InputError: the content is not decodable audio (corrupt, no audio stream, …).
+        """
+        try:
+            arg: Any = io.BytesIO(source) if isinstance(source, bytes) else str(source)
+            return np.asarray(decode_audio(arg, sampling_rate=SAMPLE_RATE))
+        except Exception as exc:  # PyAV raises FFmpegError, IndexError (no audio stream), …
+            reason = getattr(exc, "strerror", None) or str(exc).split(":")[0] or type(exc).__name__
+            if isinstance(exc, IndexError) or "stream" in reason.lower():
+                reason = "no audio stream"
+            raise InputError(f"not a decodable audio or video file ({reason})") from None
+
+    def transcribe(self, audio: np.ndarray, compute_type: str | None, batch_size: int,
+                   **kwargs: Any) -> tuple[Iterator[Segment], TranscriptionInfo]:
+        """Start transcribing; segments come lazily from a generator as they are decoded.
+
+        Args:
+            audio: 16 kHz mono samples (see ``decode``).
+            compute_type: CTranslate2 compute type (None = the loaded default).
+            batch_size: > 0 uses faster-whisper's batched pipeline (long files, GPUs).
+            **kwargs: faster-whisper ``transcribe`` arguments (language, beam_size, …).
+        Returns:
+            ``(segments, info)`` as faster-whisper returns them.
+        """
+        model, _ = self.model(compute_type)
+        # Temperature fallback samples; a fixed seed per input keeps reruns byte-identical.
+        ctranslate2.set_random_seed(0)
+        if batch_size > 0:
+            pipeline = BatchedInferencePipeline(model)
+            kwargs.pop("condition_on_previous_text", None)
+            segments, info = pipeline.transcribe(audio, batch_size=batch_size, **kwargs)
+        else:
+            segments, info = model.transcribe(audio, **kwargs)
+        return iter(segments), info
+
+    def close(self) -> None:
+        """Free the models (CTranslate2 releases memory when the objects go)."""
+        self._models.clear()

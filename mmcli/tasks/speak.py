@@ -1,0 +1,227 @@
+"""Text to speech with piper: one ``SpeechRecord`` per text (an argument, a file or a line).
+
+Where the audio goes is ``Options.sink``: ``files`` (the record carries WAV bytes that the
+writer saves under ``--output-dir``), ``file`` (``-o``: streamed into a temp file, renamed at the
+end), ``stdout`` (a WAV on a pipe), ``raw`` (16-bit PCM per sentence as it is synthesized) or
+``play`` (a system player).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from mmcli import audio, console, engines
+from mmcli.errors import InputError, UsageError
+from mmcli.inputs import InputItem
+from mmcli.outputs import default_render
+from mmcli.records import ErrorInfo, Record, Timings, internal
+from mmcli.resolve import ResolvedModel
+from mmcli.settings import Settings
+
+KINDS = frozenset({"text"})
+STDIN_BYTES = False
+FORMATS = ("text", "json", "jsonl")
+SINKS = ("files", "file", "stdout", "raw", "play")
+
+
+@dataclass
+class SpeechRecord(Record):
+    """One synthesized text. ``output`` is the file written (relative to --output-dir there)."""
+
+    output: str | None = None
+    voice: str = ""
+    speaker: int | None = None
+    sample_rate: int = 0
+    duration_s: float = 0.0
+    characters: int = 0
+    sentences: int = 0
+    seed: int = 0
+    real_time_factor: float = 0.0
+    audio: bytes = internal(b"")
+
+
+@dataclass
+class Options:
+    """``mmcli speak`` options (None = the voice's own default)."""
+
+    speaker: str | None = None
+    length_scale: float | None = None
+    noise_scale: float | None = None
+    noise_w: float | None = None
+    sentence_silence: float = 0.0
+    volume: float = 1.0
+    seed: int = 0
+    sink: str = "files"
+    output: str | None = None
+
+
+def suffix(fmt: str) -> str:
+    """The audio sidecar's suffix (``--skip-existing`` checks it)."""
+    return ".wav"
+
+
+def render(record: Record, fmt: str) -> str:
+    """JSON records as usual; text output is the audio itself, so nothing to print."""
+    return default_render(record, fmt) if fmt in ("json", "jsonl") else ""
+
+
+def files(record: Record, fmt: str) -> list[tuple[str, bytes | str]]:
+    """``--output-dir``: the WAV, plus the JSON record with ``--format json/jsonl``."""
+    assert isinstance(record, SpeechRecord)
+    out: list[tuple[str, bytes | str]] = [(".wav", record.audio)]
+    if fmt in ("json", "jsonl"):
+        out.append((".json", default_render(record, "json")))
+    return out
+
+
+def text_items(texts: list[str], input_files: list[Path], lines: bool,
+               stdin: BinaryIO | None) -> list[InputItem]:
+    """The texts to speak as batch items, in order.
+
+    Arguments are one text (joined by spaces); ``-`` (or no text and no files) reads stdin;
+    each ``--input-file`` is one text, or one text per non-empty line with ``lines``.
+
+    Raises:
+        UsageError: there is no text at all (exit 2).
+    """
+    sources: list[tuple[str, Path | None, str | None]] = []  # (display, path, text)
+    if texts and texts != ["-"]:
+        sources.append(("text", None, " ".join(texts)))
+    elif texts == ["-"] or not input_files:
+        if stdin is None or getattr(stdin, "isatty", lambda: False)():
+            raise UsageError("no text to speak", hint='pass text: mmcli speak "Hello there"')
+        sources.append(("-", None, stdin.read().decode("utf-8", "replace")))
+    sources += [(str(p), p, None) for p in input_files]
+    items = _line_items(sources) if lines else [_whole(d, p, t) for d, p, t in sources]
+    if not any(_has_text(i) for i in items):
+        raise UsageError("no text to speak (the text is empty)",
+                         hint='pass some words: mmcli speak "Hello there"')
+    return items
+
+
+def _whole(display: str, path: Path | None, text: str | None) -> InputItem:
+    if path is None:
+        return InputItem(display=display, path=None, rel=Path("speech"),
+                         data=(text or "").encode("utf-8"))
+    error = None if path.is_file() else f"{path}: no such file"
+    return InputItem(display=display, path=path, rel=Path(path.stem), error=error)
+
+
+def _line_items(sources: list[tuple[str, Path | None, str | None]]) -> list[InputItem]:
+    found: list[tuple[str, str]] = []
+    for display, path, text in sources:
+        if path is not None:
+            try:
+                text = path.read_text("utf-8", errors="replace")
+            except OSError as exc:
+                raise UsageError(f"{path}: {exc.strerror or exc}") from None
+        for number, line in enumerate((text or "").splitlines(), start=1):
+            if line.strip():
+                found.append((f"{display}:{number}", line.strip()))
+    width = max(4, len(str(len(found))))
+    return [InputItem(display=d, path=None, rel=Path(f"{n:0{width}d}"), data=t.encode("utf-8"))
+            for n, (d, t) in enumerate(found, start=1)]
+
+
+def _has_text(item: InputItem) -> bool:
+    if item.error is not None:
+        return True  # reported per input
+    try:
+        return bool(item.read_bytes().strip())
+    except OSError:
+        return True
+
+
+def processor(model: ResolvedModel, settings: Settings,
+              options: Options) -> Callable[[InputItem], Iterator[Record]]:
+    """``item -> [SpeechRecord]``; loads the voice on the first item (once per process)."""
+    player = audio.require_player() if options.sink == "play" else None
+    announced: list[bool] = []
+
+    def process(item: InputItem) -> Iterator[Record]:
+        from piper.config import SynthesisConfig
+
+        engine, load_s = engines.load(model, settings)
+        text = item.read_bytes().decode("utf-8", "replace").strip()
+        if not text:
+            raise InputError("the text is empty")
+        config = SynthesisConfig(speaker_id=engine.speaker_id(options.speaker),
+                                 length_scale=options.length_scale,
+                                 noise_scale=options.noise_scale,
+                                 noise_w_scale=options.noise_w, volume=options.volume)
+        rate = engine.info.sample_rate
+        if options.sink == "raw" and not announced:
+            announced.append(True)
+            console.info(f"raw audio: signed 16-bit little-endian mono PCM, {rate} Hz "
+                         f"(e.g. | aplay -r {rate} -f S16_LE -t raw -)", quiet=settings.quiet)
+        record = SpeechRecord(input=item.display, task="speak", model=model.info,
+                              device=engine.device, voice=model.name, speaker=config.speaker_id,
+                              sample_rate=rate, characters=len(text), seed=options.seed)
+        start = time.perf_counter()
+        pcm = _pcm(engine.synthesize(text, config, options.seed), rate, options, record)
+        frames = _deliver(pcm, rate, options, item, record, player)
+        record.duration_s = frames / rate
+        run_s = time.perf_counter() - start
+        record.real_time_factor = run_s / record.duration_s if frames else 0.0
+        record.timings = Timings(load_s=load_s, run_s=run_s)
+        yield record
+
+    return process
+
+
+def _pcm(chunks: Iterator[Any], rate: int, options: Options,
+         record: SpeechRecord) -> Iterator[bytes]:
+    """16-bit PCM per sentence, with ``--sentence-silence`` between sentences."""
+    silence = b"\x00\x00" * int(round(options.sentence_silence * rate))
+    for chunk in chunks:
+        if record.sentences and silence:
+            yield silence
+        record.sentences += 1
+        yield chunk.audio_int16_bytes
+
+
+def _deliver(pcm: Iterator[bytes], rate: int, options: Options, item: InputItem,
+             record: SpeechRecord, player: list[str] | None) -> int:
+    """Send the audio to the sink; returns the number of frames."""
+    if options.sink == "file":
+        assert options.output is not None
+        record.output = options.output
+        return audio.write_wav_file(Path(options.output), pcm, rate)
+    if options.sink == "raw":
+        out = _stdout_bytes()
+        frames = 0
+        for chunk in pcm:
+            out.write(chunk)
+            out.flush()
+            frames += len(chunk) // 2
+        record.output = "-"
+        return frames
+    data = b"".join(pcm)
+    wav = audio.wav_bytes(data, rate)
+    if options.sink == "stdout":
+        out = _stdout_bytes()
+        out.write(wav)
+        out.flush()
+        record.output = "-"
+    elif options.sink == "play":
+        assert player is not None
+        audio.play(wav, player)
+    else:
+        record.audio, record.output = wav, f"{item.rel}.wav"
+    return len(data) // 2
+
+
+def _stdout_bytes() -> BinaryIO:
+    out: BinaryIO = getattr(sys.stdout, "buffer", None) or sys.stdout  # type: ignore[assignment]
+    return out
+
+
+def error_record(item: InputItem, info: ErrorInfo, model: ResolvedModel) -> Record:
+    """The record of a text that failed."""
+    return SpeechRecord(input=item.display, task="speak", model=model.info, voice=model.name,
+                        error=info)

@@ -1,0 +1,205 @@
+"""Speech to text with faster-whisper: one ``TranscriptRecord`` per input.
+
+Segments are decoded lazily; with ``Options.stream`` (a TTY and ``--format text``) each segment
+is printed the moment it is decoded, and the final record renders to nothing more.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mmcli import engines, subtitles
+from mmcli.errors import InputError, UsageError
+from mmcli.inputs import InputItem
+from mmcli.outputs import default_render
+from mmcli.records import ErrorInfo, Record, Timings, internal
+from mmcli.resolve import ResolvedModel
+from mmcli.settings import Settings
+
+KINDS = frozenset({"audio", "video"})
+STDIN_BYTES = True
+FORMATS = ("text", "json", "jsonl", "srt", "vtt", "tsv", "all")
+SUFFIXES = {"text": ".txt", "json": ".json", "jsonl": ".json", "srt": ".srt", "vtt": ".vtt",
+            "tsv": ".tsv"}
+
+
+@dataclass
+class Word:
+    """A word with its timing (``--word-timestamps``)."""
+
+    start: float
+    end: float
+    word: str
+    probability: float
+
+
+@dataclass
+class Segment:
+    """A decoded segment: seconds from the start of the input, text and decoder scores."""
+
+    id: int
+    start: float
+    end: float
+    text: str
+    avg_logprob: float = 0.0
+    no_speech_prob: float = 0.0
+    temperature: float = 0.0
+    words: list[Word] | None = None
+
+
+@dataclass
+class TranscriptRecord(Record):
+    """One input's transcript. JSON calls ``transcript`` ``text``."""
+
+    language: str | None = None
+    language_probability: float | None = None
+    duration_s: float = 0.0
+    transcript: str = ""
+    segments: list[Segment] = field(default_factory=list)
+    streamed: bool = internal(False)
+
+    def text(self) -> str:
+        """The whole transcript on one line."""
+        return self.transcript
+
+    def to_dict(self) -> dict[str, Any]:
+        """Record JSON with the transcript under ``text`` (in declared field order)."""
+        return {("text" if k == "transcript" else k): v for k, v in super().to_dict().items()}
+
+
+@dataclass
+class Options:
+    """``mmcli transcribe`` options (defaults = CLI defaults)."""
+
+    language: str | None = None
+    task: str = "transcribe"
+    beam_size: int = 5
+    vad: bool = True
+    word_timestamps: bool = False
+    initial_prompt: str | None = None
+    temperature: float = 0.0
+    compute_type: str | None = None
+    batch_size: int = 0
+    stream: bool = False
+
+
+def suffix(fmt: str) -> str:
+    """Sidecar suffix for ``--output-dir`` (``all`` is checked by its ``.txt``)."""
+    return SUFFIXES.get(fmt, ".txt")
+
+
+def render(record: Record, fmt: str) -> str:
+    """Text of a record in one format (``''`` when the text was already streamed)."""
+    assert isinstance(record, TranscriptRecord)
+    if fmt in ("json", "jsonl") or not record.ok:
+        return default_render(record, fmt)
+    if fmt == "srt":
+        return subtitles.srt(record.segments)
+    if fmt == "vtt":
+        return subtitles.vtt(record.segments)
+    if fmt == "tsv":
+        return subtitles.tsv(record.segments)
+    return "" if record.streamed else record.transcript + "\n"
+
+
+def files(record: Record, fmt: str) -> list[tuple[str, bytes | str]]:
+    """``--output-dir`` sidecars: one file, or every format for ``--format all``."""
+    if fmt != "all":
+        return [(suffix(fmt), render(record, fmt))]
+    out: list[tuple[str, bytes | str]] = [(".txt", render(record, "text")),
+                                          (".json", render(record, "json"))]
+    out += [(f".{f}", render(record, f)) for f in ("srt", "vtt", "tsv")]
+    return out
+
+
+def temperatures(start: float) -> list[float]:
+    """openai-whisper's fallback schedule: ``start`` then +0.2 up to 1.0."""
+    steps = [round(start + 0.2 * i, 2) for i in range(6)]
+    return [t for t in steps if t <= 1.0] or [start]
+
+
+def engine_kwargs(options: Options) -> dict[str, Any]:
+    """faster-whisper ``transcribe`` arguments for the options."""
+    return {"language": options.language, "task": options.task, "beam_size": options.beam_size,
+            "vad_filter": options.vad, "word_timestamps": options.word_timestamps,
+            "initial_prompt": options.initial_prompt,
+            "temperature": temperatures(options.temperature)}
+
+
+def check(engine: Any, options: Options) -> None:
+    """Options the model cannot honour are usage errors, not silent surprises."""
+    if not engine.multilingual(options.compute_type):
+        if options.task == "translate":
+            raise UsageError("--task translate needs a multilingual model; this is English-only",
+                             hint="use e.g. --model small (not a .en model)")
+        if options.language not in (None, "en"):
+            raise UsageError(f"--language {options.language}: this model is English-only",
+                             hint="use a multilingual model, e.g. --model small")
+    if options.batch_size > 0 and not options.vad:
+        raise UsageError("--batch-size needs --vad (the batched pipeline splits on speech)")
+
+
+def processor(model: ResolvedModel, settings: Settings,
+              options: Options) -> Callable[[InputItem], Iterator[Record]]:
+    """``item -> [TranscriptRecord]``; loads the model on the first item (once per process)."""
+
+    def process(item: InputItem) -> Iterator[Record]:
+        engine, load_s = engines.load(model, settings)
+        _, extra_load = engine.model(options.compute_type)
+        check(engine, options)
+        start = time.perf_counter()
+        audio = engine.decode(_source(item))
+        decode_s = time.perf_counter() - start
+        record = TranscriptRecord(input=item.display, task="transcribe", model=model.info,
+                                  device=engine.device, duration_s=len(audio) / 16000)
+        if len(audio):
+            _run(engine, audio, options, record)
+        elif options.language:
+            record.language = options.language
+        record.timings = Timings(load_s=load_s + extra_load, run_s=time.perf_counter() - start,
+                                 extra={"decode_audio_s": decode_s})
+        yield record
+
+    return process
+
+
+def _source(item: InputItem) -> Path | bytes:
+    """The path (checked readable and non-empty) or the stdin bytes of an input."""
+    if item.data is not None:
+        if not item.data:
+            raise InputError("standard input is empty")
+        return item.data
+    assert item.path is not None
+    try:
+        with item.path.open("rb") as fh:
+            if not fh.read(1):
+                raise InputError("file is empty")
+    except OSError as exc:
+        raise InputError(f"cannot read the file ({exc.strerror or exc})") from None
+    return item.path
+
+
+def _run(engine: Any, audio: Any, options: Options, record: TranscriptRecord) -> None:
+    segments, info = engine.transcribe(audio, options.compute_type, options.batch_size,
+                                       **engine_kwargs(options))
+    record.language, record.language_probability = info.language, info.language_probability
+    for seg in segments:
+        words = None if seg.words is None else [
+            Word(w.start, w.end, w.word, w.probability) for w in seg.words]
+        record.segments.append(Segment(seg.id, seg.start, seg.end, seg.text, seg.avg_logprob,
+                                       seg.no_speech_prob, seg.temperature, words))
+        if options.stream:
+            sys.stdout.write(seg.text.strip() + "\n")
+            sys.stdout.flush()
+    record.transcript = "".join(s.text for s in record.segments).strip()
+    record.streamed = options.stream
+
+
+def error_record(item: InputItem, info: ErrorInfo, model: ResolvedModel) -> Record:
+    """The record of an input that failed."""
+    return TranscriptRecord(input=item.display, task="transcribe", model=model.info, error=info)
