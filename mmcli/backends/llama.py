@@ -137,7 +137,7 @@ class LlamaEngine:
         self.llm = llm
         self.name = name
         self.device = device
-        self.n_ctx = llm.n_ctx()
+        self.n_ctx = mtmd.context_size(llm)
         self.template = mtmd.compile_template(template)
         self.vision = vision
         self.has_vision = vision is not None

@@ -27,6 +27,12 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter, MTMDChatHandler
 from mmcli.errors import InputError, UsageError
 
 
+def context_size(llm: Llama) -> int:
+    """Usable context: llama.cpp pads n_ctx up to a multiple of 256, but llama-cpp-python's
+    token buffer keeps the size asked for, so the smaller of the two is the real limit."""
+    return min(llm.n_ctx(), len(llm.input_ids))
+
+
 def set_logging(callback: Any) -> None:
     """Point the mtmd and mtmd-helper loggers at ``callback`` (they ignore ``verbose``)."""
     mtmd_cpp.mtmd_log_set(callback, ctypes.c_void_p(0))
@@ -213,10 +219,10 @@ class Vision:
         total = sum(mtmd_cpp.mtmd_input_chunk_get_n_tokens(c) for c in items)
         images = sum(mtmd_cpp.mtmd_input_chunk_get_n_tokens(c) for c in items
                      if mtmd_cpp.mtmd_input_chunk_get_type(c) == image_type)
-        if total >= llm.n_ctx():
+        if total >= context_size(llm):
             raise InputError(
                 f"the prompt needs {total} tokens ({images} for images) but the context holds "
-                f"{llm.n_ctx()} (n_ctx)",
+                f"{context_size(llm)} (n_ctx)",
                 hint="raise n_ctx in the model's manifest options, or send fewer images")
 
     def _eval_chunks(self, llm: Llama, items: list[Any]) -> tuple[list[int], dict[str, float]]:
