@@ -169,7 +169,7 @@ def _expand(arg: str, kinds: set[str]) -> list[InputItem]:
     if path.is_dir():
         return _walk(path, kinds)
     if path.exists() or os.path.lexists(arg):
-        return [InputItem(display=arg, path=path, rel=Path(path.name))]
+        return [InputItem(display=arg, path=path, rel=_file_rel(path))]
     if glob.has_magic(arg):
         matches = sorted(glob.glob(arg, recursive=True))
         if not matches:
@@ -179,10 +179,32 @@ def _expand(arg: str, kinds: set[str]) -> list[InputItem]:
         for m in matches:
             mp = Path(m)
             out.extend(_walk(mp, kinds) if mp.is_dir() else
-                       [InputItem(display=m, path=mp, rel=Path(mp.name))])
+                       [InputItem(display=m, path=mp, rel=_file_rel(mp))])
         return out
     return [InputItem(display=arg, path=path, rel=Path(path.name),
                       error=f"{arg}: no such file or directory")]
+
+
+def _file_rel(path: Path) -> Path:
+    """Where a file named on its own goes under --output-dir: its relative path as given, so
+    ``a/x.wav`` and ``b/x.wav`` (from xargs or a glob) do not collide; absolute paths and paths
+    with ``..`` keep only their name (collisions among those are caught by mark_collisions)."""
+    if path.is_absolute() or ".." in path.parts:
+        return Path(path.name)
+    return Path(os.path.normpath(path))
+
+
+def mark_collisions(items: list[InputItem]) -> None:
+    """Give every item whose output name another item already uses an error (not a silent
+    overwrite): e.g. ``/a/x.wav`` and ``/b/x.wav``, or two folders holding the same file name."""
+    owner: dict[Path, str] = {}
+    for item in items:
+        if item.error is not None or item.path is None:
+            continue
+        first = owner.setdefault(item.rel, item.display)
+        if first != item.display:
+            item.error = (f"its output name {item.rel} is already used by {first}; pass the "
+                          "folder that holds both, or use a separate --output-dir")
 
 
 def _walk(root: Path, kinds: set[str]) -> list[InputItem]:

@@ -178,3 +178,15 @@ def test_engine_closed_at_exit(cli, fake_engine, tmp_path):
     finally:
         FakeEngine.close = orig  # type: ignore[method-assign]
     assert r.exit_code == 0 and closed == [True]
+
+
+def test_same_named_inputs_never_overwrite_each_other(cli, fake_engine, tmp_path):
+    for d, body in (("a", b"A" * 5), ("b", b"B" * 9)):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n" + body)
+    out = tmp_path / "out"
+    r = cli("--models", str(fake_engine), "fake-caption", str(tmp_path / "a" / "x.png"),
+            str(tmp_path / "b" / "x.png"), "--output-dir", str(out))
+    assert r.exit_code == 1
+    assert (out / "x.png.txt").read_text().startswith("13 bytes")  # the first one, kept
+    assert f"{tmp_path / 'b' / 'x.png'}: its output name x.png is already used by" in r.stderr

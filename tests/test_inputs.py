@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mmcli.errors import UsageError
-from mmcli.inputs import discover, in_shard, parse_shard, sniff
+from mmcli.inputs import discover, in_shard, mark_collisions, parse_shard, sniff
 from mmcli.outputs import atomic_write, sidecar_path
 
 MAGIC = {
@@ -103,3 +103,26 @@ def test_sidecar_never_escapes(tmp_path):
         sidecar_path(tmp_path / "out", item, ".txt")
     ok = InputItem(display="x", path=Path("x"), rel=Path("sub/a.png"))
     assert sidecar_path(tmp_path / "out", ok, ".txt") == (tmp_path / "out/sub/a.png.txt").resolve()
+
+
+def test_files_named_one_by_one_keep_their_relative_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    items = discover(["a/x.png", "./b/x.png", "a/*.png"], {"image"})
+    assert [str(i.rel) for i in items] == ["a/x.png", "b/x.png"]
+    mark_collisions(items)
+    assert all(i.error is None for i in items)
+
+
+def test_output_name_collisions_are_errors_not_overwrites(tmp_path):
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    items = discover([str(tmp_path / "a" / "x.png"), str(tmp_path / "b" / "x.png"),
+                      str(tmp_path / "a"), str(tmp_path / "b")], {"image"})
+    mark_collisions(items)
+    assert items[0].error is None
+    assert "already used by" in (items[1].error or "")
+    assert len(items) == 2  # each file also came through its folder: deduplicated

@@ -137,6 +137,8 @@ def run_batch(ctx: typer.Context, *, task: str, inputs: list[str] | None, model:
     else:  # pre-built by the command (speak's texts and lines): same shard rule
         parts = inputs_mod.parse_shard(shard)
         items = [i for i in items if inputs_mod.in_shard(i.display, parts)]
+    if output_dir is not None:
+        inputs_mod.mark_collisions(items)  # one sidecar per input: never overwrite another's
     journal_path = job.journal or (output_dir / JOURNAL_NAME if output_dir else None)
     lock_path = job.lock or (journal_path.parent / LOCK_NAME if journal_path else None)
     loaded = manifest.load(settings.models_file)
