@@ -1,4 +1,5 @@
 """`mmcli caption` end to end on the real llama.cpp engine with the tiny generated VLM."""
+# ruff: noqa: F811  (pytest fixtures imported from tests.vision_fixtures are used as arguments)
 
 from __future__ import annotations
 
@@ -95,7 +96,7 @@ def test_output_dir_sidecars_and_skip_existing(cli, tiny_vlm_manifest, tmp_path)
     assert (folder / "sub" / "y.png.txt").is_file()
     r2 = cli(*args, "--skip-existing", "--no-resume")
     assert r2.exit_code == 0 and "2 skipped" in r2.stderr
-    r3 = cli(*args[:-2], "-f", "json", "--max-tokens", "4")
+    cli(*args[:-2], "-f", "json", "--max-tokens", "4")
     assert json.loads((folder / "x.png.json").read_text())["caption"]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import ctypes
+import ctypes.util
 import random
 import sys
 import time
@@ -54,20 +55,34 @@ class ChatDone:
     extra: dict[str, float] = field(default_factory=dict)
 
 
-@ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
-def _quiet_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-    """A ggml log callback that drops everything (kept at module level: ctypes must not GC it)."""
+def _c_noop_log() -> Any:
+    """A ggml log callback that drops everything, implemented in C, not Python.
+
+    Why C: a Python callback runs Python code inside llama.cpp calls, so a SIGTERM/SIGINT
+    handler that raises (the batch driver's) fires inside the callback, where ctypes prints
+    "Exception ignored" and swallows it - the kill is lost. libc's getpid() ignores the
+    (level, text, user_data) arguments (the caller cleans up on every C ABI) and has no side
+    effect, so it serves as a no-op. Falls back to a Python no-op where libc is not found.
+    """
+    callback_type = llama_cpp.llama_log_callback
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
+        return ctypes.cast(libc.getpid, callback_type)
+    except (OSError, AttributeError):
+        return callback_type(lambda level, text, user_data: None)
 
 
-@ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
-def _stderr_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-    """A ggml log callback for --verbose: engine chatter goes to stderr, never stdout."""
-    sys.stderr.write(text.decode("utf-8", "replace"))
+_NOOP_LOG = None
 
 
 def set_logging(verbose: bool) -> None:
-    """Route llama.cpp and mtmd logs: dropped unless ``verbose`` (then to stderr)."""
-    callback = _stderr_log if verbose else _quiet_log
+    """Route llama.cpp and mtmd logs: dropped unless ``verbose`` (then their default: stderr)."""
+    global _NOOP_LOG
+    if verbose:
+        callback = llama_cpp.llama_log_callback()  # a NULL pointer = the built-in logger
+    else:
+        _NOOP_LOG = _NOOP_LOG or _c_noop_log()  # kept referenced: ctypes must not free it
+        callback = _NOOP_LOG
     llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
     mtmd.set_logging(callback)
 
