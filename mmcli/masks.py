@@ -142,38 +142,99 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> list[int
     return keep
 
 
-def bilinear_matrix(out_size: int, in_size: int, scale: float, valid: int) -> np.ndarray:
-    """Interpolation matrix ``(out_size, in_size)`` for half-pixel-centred bilinear resampling.
+def bilinear_taps(out_size: int, scale: float,
+                  valid: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Half-pixel-centred bilinear taps: output ``i`` = ``(1-f)*in[lo] + f*in[hi]``.
 
     Output pixel ``i`` samples input coordinate ``(i + 0.5) * scale - 0.5`` (the
     ``align_corners=False`` convention SAM's post-processing uses), clamped to the first
     ``valid`` input cells so the padding beyond them never leaks in.
     """
-    src = (np.arange(out_size, dtype=np.float64) + 0.5) * scale - 0.5
-    src = np.clip(src, 0, valid - 1)
+    src = np.clip((np.arange(out_size, dtype=np.float64) + 0.5) * scale - 0.5, 0, valid - 1)
     lo = np.floor(src).astype(np.int64)
-    hi = np.minimum(lo + 1, valid - 1)
-    frac = src - lo
+    return lo, np.minimum(lo + 1, valid - 1), (src - lo).astype(np.float32)
+
+
+def bilinear_matrix(out_size: int, in_size: int, scale: float, valid: int) -> np.ndarray:
+    """The same resampling as a dense ``(out_size, in_size)`` matrix (a test reference)."""
+    lo, hi, frac = bilinear_taps(out_size, scale, valid)
     mat = np.zeros((out_size, in_size), dtype=np.float32)
     rows = np.arange(out_size)
-    np.add.at(mat, (rows, lo), (1 - frac).astype(np.float32))
-    np.add.at(mat, (rows, hi), frac.astype(np.float32))
+    np.add.at(mat, (rows, lo), 1 - frac)
+    np.add.at(mat, (rows, hi), frac)
     return mat
 
 
-def upsample_logits(low_res: np.ndarray, resized: tuple[int, int], orig: tuple[int, int],
-                    frame: int = 1024) -> np.ndarray:
-    """Map SAM low-res logits ``(n, 256, 256)`` to the original image ``(n, h, w)``.
+class Upsampler:
+    """Map SAM low-res logits ``(L, L)`` of one image to its original size ``(h, w)``.
 
     Equivalent to SAM's ``postprocess_masks`` (upsample to the padded frame, crop the padding,
     resize to the original) folded into one separable resampling, which is cheaper and never
     reads the padded area — exports whose ``masks`` output crops portrait images wrongly are
     thereby avoided.
+
+    Only the window around a mask's low-res cells above ``floor`` is resampled: outside it,
+    bilinear interpolation of cells <= ``floor`` stays <= ``floor``. Thresholds above
+    ``floor`` (the mask at 0, stability at +-1) therefore give exactly the full computation's
+    result, at a cost proportional to the mask's box instead of the whole image.
     """
-    n, lh, lw = low_res.shape
-    (rh, rw), (oh, ow) = resized, orig
-    # Original pixel -> resized frame (rh/oh) -> low-res grid (lh/frame).
-    my = bilinear_matrix(oh, lh, (rh / oh) * (lh / frame), max(1, round(rh * lh / frame)))
-    mx = bilinear_matrix(ow, lw, (rw / ow) * (lw / frame), max(1, round(rw * lw / frame)))
-    rows = np.matmul(my, low_res.astype(np.float32))  # (n, oh, lw)
-    return np.matmul(rows, mx.T)  # (n, oh, ow)
+
+    def __init__(self, resized: tuple[int, int], orig: tuple[int, int], low: int = 256,
+                 frame: int = 1024, floor: float = -1.0) -> None:
+        (rh, rw), (self.h, self.w) = resized, orig
+        self.vh, self.vw = max(1, round(rh * low / frame)), max(1, round(rw * low / frame))
+        # Original pixel -> resized frame (rh/h) -> low-res grid (low/frame).
+        self.ty = bilinear_taps(self.h, (rh / self.h) * (low / frame), self.vh)
+        self.tx = bilinear_taps(self.w, (rw / self.w) * (low / frame), self.vw)
+        self.floor = floor
+
+    def window(self, low: np.ndarray) -> tuple[int, int, np.ndarray] | None:
+        """``(y0, x0, logits)`` of the output window that can exceed ``floor``, or None."""
+        cells = low[:self.vh, :self.vw]
+        hot = cells > self.floor
+        if not hot.any():
+            return None
+        r = np.flatnonzero(hot.any(axis=1))
+        c = np.flatnonzero(hot.any(axis=0))
+        # Output pixels with a tap on a hot cell (taps are monotonic: a contiguous range).
+        (ylo, yhi, fy), (xlo, xhi, fx) = self.ty, self.tx
+        rows = np.flatnonzero((yhi >= r[0]) & (ylo <= r[-1]))
+        cols = np.flatnonzero((xhi >= c[0]) & (xlo <= c[-1]))
+        y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        c0, c1 = int(xlo[x0]), int(xhi[x1 - 1]) + 1
+        sub = cells[:, c0:c1].astype(np.float32)
+        f = fy[y0:y1, None]
+        tall = sub[ylo[y0:y1]] * (1 - f) + sub[yhi[y0:y1]] * f
+        g = fx[x0:x1]
+        part = tall[:, xlo[x0:x1] - c0] * (1 - g) + tall[:, xhi[x0:x1] - c0] * g
+        return y0, x0, part
+
+    def logits(self, low: np.ndarray) -> np.ndarray:
+        """Full-size logits ``(n, h, w)`` for ``(n, L, L)``; ``floor - 1`` outside windows."""
+        out = np.full((low.shape[0], self.h, self.w), self.floor - 1.0, dtype=np.float32)
+        for i in range(low.shape[0]):
+            win = self.window(low[i])
+            if win is not None:
+                y0, x0, part = win
+                out[i, y0:y0 + part.shape[0], x0:x0 + part.shape[1]] = part
+        return out
+
+    def mask(self, low: np.ndarray, offset: float = 1.0) -> tuple[np.ndarray, float]:
+        """Boolean mask (logits > 0) and SAM's stability score for one ``(L, L)`` logit map.
+
+        Needs ``offset`` <= ``-floor`` so both stability thresholds lie above the floor.
+        """
+        out = np.zeros((self.h, self.w), dtype=bool)
+        win = self.window(low)
+        if win is None:
+            return out, 0.0
+        y0, x0, part = win
+        out[y0:y0 + part.shape[0], x0:x0 + part.shape[1]] = part > 0.0
+        outer = np.count_nonzero(part > -offset)
+        return out, (np.count_nonzero(part > offset) / outer) if outer else 0.0
+
+
+def upsample_logits(low_res: np.ndarray, resized: tuple[int, int], orig: tuple[int, int],
+                    frame: int = 1024) -> np.ndarray:
+    """Full-size logits ``(n, h, w)`` from low-res ``(n, L, L)`` (see ``Upsampler``)."""
+    return Upsampler(resized, orig, low_res.shape[-1], frame).logits(low_res)

@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pycocotools.mask as coco
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -75,7 +76,12 @@ def test_nms_keeps_best_and_distinct():
 def test_stability_score():
     logits = np.stack([np.full((4, 4), 5.0), np.linspace(-2, 2, 16).reshape(4, 4)])
     stab = mk.stability_scores(logits)
-    assert stab[0] == 1.0 and 0 < stab[1] < 1
+    assert stab[0] == 1.0 and stab[1] == pytest.approx(4 / 12)  # 4 cells > 1, 12 > -1
+    up = mk.Upsampler((64, 64), (64, 64), low=64, frame=64)  # identity resampling
+    ramp = np.linspace(-2, 2, 64 * 64).reshape(64, 64)
+    mask, stability = up.mask(ramp)
+    assert np.array_equal(mask, ramp > 0)
+    assert stability == pytest.approx(mk.stability_scores(ramp[None])[0])
 
 
 def test_upsample_identity_and_constant():
@@ -130,3 +136,23 @@ def test_mask_and_overlay_png():
     assert tuple(over[5, 5]) == colour  # outline in the solid colour
     assert tuple(over[10, 10]) not in ((100, 100, 100), colour)  # translucent fill
     assert maskimage.overlay_png(pic, [mask]) == maskimage.overlay_png(pic, [mask])
+
+
+def test_windowed_upsampling_is_exact_above_floor():
+    rng = np.random.default_rng(0)
+    low = np.full((12, 256, 256), -20.0, dtype=np.float32)
+    for i in range(12):
+        y, x = rng.integers(0, 200, 2)
+        low[i, y:y + rng.integers(1, 60), x:x + rng.integers(1, 60)] = rng.uniform(-3, 20)
+    low += rng.uniform(-2, 2, low.shape).astype(np.float32) * (low > -20)
+    low[0] = rng.uniform(-3, 3, (256, 256))  # one mask spread over the whole frame
+    for orig, resized in (((427, 640), (683, 1024)), ((640, 427), (1024, 683)),
+                          ((100, 80), (1024, 819))):
+        (rh, rw), (oh, ow) = resized, orig
+        vh, vw = round(rh / 4), round(rw / 4)
+        my = mk.bilinear_matrix(oh, vh, rh / oh / 4, vh)
+        mx = mk.bilinear_matrix(ow, vw, rw / ow / 4, vw)
+        full = my @ low[:, :vh, :vw] @ mx.T  # the plain full-image computation
+        fast = mk.upsample_logits(low, resized, orig)
+        for t in (0.0, 1.0, -0.99):
+            assert np.array_equal(fast > t, full > t)

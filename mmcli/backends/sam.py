@@ -179,6 +179,9 @@ class SamEngine:
             feed["mask_input"] = np.zeros((1, 1, self.low_res, self.low_res), dtype=np.float32)
         if "has_mask_input" in self.decoder_inputs:
             feed["has_mask_input"] = np.zeros((1,), dtype=np.float32)
+        # Some exports declare orig_im_size (or labels) as int64: feed what each input says.
+        feed = {k: v.astype(np.int64) if "int64" in self.decoder_inputs[k].type else v
+                for k, v in feed.items()}
         low_res, iou = self.decoder.run(["low_res_masks", "iou_predictions"], feed)
         return np.asarray(low_res, dtype=np.float32), np.asarray(iou, dtype=np.float32)
 

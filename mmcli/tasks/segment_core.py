@@ -2,7 +2,7 @@
 
 Imported only when a segment run starts (it imports numpy). Coordinates arrive in original
 image pixels and are mapped into the encoder's resized frame here; masks are post-processed
-from ``low_res_masks`` (see ``mmcli.masks.upsample_logits``).
+from ``low_res_masks`` (see ``mmcli.masks.Upsampler``).
 """
 
 from __future__ import annotations
@@ -14,9 +14,6 @@ import numpy as np
 
 from mmcli import masks as mk
 from mmcli.backends.sam import Embedding, SamEngine
-
-# Full-size float logits held at once while post-processing (64 MB of float32).
-LOGIT_BUDGET = 16_000_000
 
 
 @dataclass
@@ -98,35 +95,24 @@ def run_prompts(engine: SamEngine, emb: Embedding, prompts: list[Prompt],
     return out
 
 
-def finish(logits: np.ndarray, scores: list[float], prompts: list[Prompt],
-           stability: np.ndarray | None = None, keep_mask: bool = True) -> list[Found]:
-    """Threshold full-size logits ``(n, h, w)`` into masks with RLE, box and area.
-
-    With ``keep_mask=False`` only the RLE is kept (``--auto`` may hold hundreds of candidates;
-    the few that survive NMS are decoded again when pictures are needed).
-    """
-    if stability is None:
-        stability = mk.stability_scores(logits)
-    found = []
-    for i in range(logits.shape[0]):
-        mask = logits[i] > 0.0
-        found.append(Found(mask if keep_mask else None, float(scores[i]), float(stability[i]),
-                           prompts[i], mk.encode_rle(mask), mk.bbox(mask), mk.area(mask)))
-    return found
+def finish(up: mk.Upsampler, low: np.ndarray, score: float, prompt: Prompt) -> Found:
+    """Post-process one low-res logit map into a mask with RLE, box, area and stability."""
+    mask, stability = up.mask(low)
+    return Found(mask, float(score), float(stability), prompt,
+                 mk.encode_rle(mask), mk.bbox(mask), mk.area(mask))
 
 
 def prompt_masks(engine: SamEngine, emb: Embedding, prompts: list[Prompt],
                  multimask: bool) -> list[Found]:
     """Masks for explicit prompts: the best per prompt, or every candidate by score."""
     found: list[Found] = []
+    up = mk.Upsampler(emb.resized, emb.orig, engine.low_res, engine.frame)
     for prompt, low, iou in run_prompts(engine, emb, prompts):
         picks = candidates(low.shape[0], multimask)
         picks = sorted(picks, key=lambda k: (-float(iou[k]), k))
         if not multimask:
             picks = picks[:1]
-        for k in picks:  # one at a time: a few full-size masks per prompt at most
-            logits = mk.upsample_logits(low[k:k + 1], emb.resized, emb.orig, engine.frame)
-            found += finish(logits, [float(iou[k])], [prompt])
+        found += [finish(up, low[k], float(iou[k]), prompt) for k in picks]
     return found
 
 
@@ -153,26 +139,21 @@ def auto_masks(engine: SamEngine, emb: Embedding, cfg: AutoSettings) -> list[Fou
     ``min_area``, sorted by area (largest first)."""
     h, w = emb.orig
     prompts = [Prompt([p], [1]) for p in grid(h, w, cfg.points_per_side)]
+    up = mk.Upsampler(emb.resized, emb.orig, engine.low_res, engine.frame)
     kept: list[Found] = []
     for start in range(0, len(prompts), cfg.points_per_batch):
         chunk = prompts[start:start + cfg.points_per_batch]
         coords, labels = decoder_inputs(chunk, emb)
         low, iou = engine.decode(emb, coords, labels)
-        picks = [(b, k) for b in range(low.shape[0]) for k in candidates(low.shape[1], True)
-                 if iou[b, k] >= cfg.pred_iou_thresh]  # cheap filter before upsampling
-        if not picks:
-            continue
-        # Upsample in slices so a big photo never holds hundreds of full-size float masks.
-        step = max(1, LOGIT_BUDGET // (h * w))
-        for s0 in range(0, len(picks), step):
-            part = picks[s0:s0 + step]
-            logits = mk.upsample_logits(np.stack([low[b, k] for b, k in part]), emb.resized,
-                                        emb.orig, engine.frame)
-            stab = mk.stability_scores(logits)
-            good = [i for i in range(len(part)) if stab[i] >= cfg.stability_thresh]
-            kept += [f for f in finish(logits[good], [float(iou[part[i]]) for i in good],
-                                       [chunk[part[i][0]] for i in good], stab[good],
-                                       keep_mask=False) if f.area > 0]
+        for b in range(low.shape[0]):
+            for k in candidates(low.shape[1], True):
+                if iou[b, k] < cfg.pred_iou_thresh:
+                    continue  # cheap filter before upsampling
+                mask, stability = up.mask(low[b, k])
+                if stability >= cfg.stability_thresh and mask.any():
+                    # Keep only the RLE: hundreds of candidates may wait for NMS.
+                    kept.append(Found(None, float(iou[b, k]), float(stability), chunk[b],
+                                      mk.encode_rle(mask), mk.bbox(mask), mk.area(mask)))
     if not kept:
         return []
     boxes = np.array([f.bbox for f in kept], dtype=np.float64)
