@@ -31,11 +31,14 @@ def segment(
     ctx: typer.Context,
     inputs: common.InputsArg = None,
     point: Annotated[Optional[list[str]], typer.Option(
-        "--point", "-p", help="Positive click X,Y in pixels (repeatable: one object).")] = None,
+        "--point", "-p", metavar="X,Y",
+        help="Positive click X,Y in pixels (repeatable: one object).")] = None,
     neg_point: Annotated[Optional[list[str]], typer.Option(
-        "--neg-point", help="Negative click X,Y: exclude this area (repeatable).")] = None,
+        "--neg-point", metavar="X,Y",
+        help="Negative click X,Y: exclude this area (repeatable).")] = None,
     box: Annotated[Optional[list[str]], typer.Option(
-        "--box", help="Box X1,Y1,X2,Y2 in pixels; several boxes = several objects.")] = None,
+        "--box", metavar="X1,Y1,X2,Y2",
+        help="Box X1,Y1,X2,Y2 in pixels; several boxes = several objects.")] = None,
     multimask: Annotated[bool, typer.Option(
         "--multimask", help="Return every candidate mask with its score, best first.")] = False,
     auto: Annotated[bool, typer.Option(
