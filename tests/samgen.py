@@ -120,8 +120,12 @@ def _region(g: _Graph, emb: str, px: str, py: str) -> str:
     return g.op("Squeeze", up, g.const([1], np.int64))
 
 
-def decoder(batch: bool = True) -> onnx.ModelProto:
-    """The mask decoder (standard SAM ONNX signature); ``batch`` makes dim 0 dynamic."""
+def decoder(batch: bool = True, n_masks: int = 3) -> onnx.ModelProto:
+    """The mask decoder (standard SAM ONNX signature); ``batch`` makes dim 0 dynamic.
+
+    ``n_masks`` 1 gives only the region mask (like MobileSAM's single-mask decoder); 4 puts a
+    disc-48 "single-mask token" output (score 0.99) first, as SAM's multimask exports do.
+    """
     g = _Graph()
     b = "b" if batch else 1
     inputs = [
@@ -170,8 +174,10 @@ def decoder(batch: bool = True) -> onnx.ModelProto:
     one = g.const(1.0)
     nhp, nhb = g.op("Sub", one, hp), g.op("Sub", one, hb)
     neg = _negatives(g, xs, ys, is_label(0.0), gx, gy)
+    outs = {3: ((disc96, 0.0), (region, 16.0), (disc48, 32.0)), 1: ((region, 16.0),),
+            4: ((disc48, 32.0), (disc96, 0.0), (region, 16.0), (disc48, 32.0))}[n_masks]
     masks = []
-    for logits, shrink in ((disc96, 0.0), (region, 16.0), (disc48, 32.0)):
+    for logits, shrink in outs:
         parts = [g.op("Mul", g.op("Mul", hp, hb), g.op("Min", logits, box)),
                  g.op("Mul", g.op("Mul", hp, nhb), logits),
                  g.op("Mul", g.op("Mul", nhp, hb), g.op("Sub", box, g.const(shrink))),
@@ -179,16 +185,18 @@ def decoder(batch: bool = True) -> onnx.ModelProto:
         combined = g.op("Min", g.op("Sum", *parts), neg)
         masks.append(g.op("Unsqueeze", combined, ax1))
     g.op("Concat", *masks, axis=1, out="low_res_masks")
-    g.op("Add", g.const([list(SCORES)]), g.op("Mul", g.const(0.0), has_pt),
+    scores = {3: SCORES, 1: (0.95,), 4: (0.99, *SCORES)}[n_masks]
+    g.op("Add", g.const([list(scores)]), g.op("Mul", g.const(0.0), has_pt),
          out="iou_predictions")
     size = g.op("Cast", "orig_im_size", to=TensorProto.INT64)
     sizes = g.op("Concat", g.op("Slice", g.op("Shape", "low_res_masks"), g.const([0], np.int64),
                                 g.const([2], np.int64)), size, axis=0)
     g.op("Resize", "low_res_masks", "", "", sizes, mode="linear", out="masks")
     # mask_input / has_mask_input are accepted (as in real exports) and ignored.
-    outputs = [helper.make_tensor_value_info("masks", F, [b, 3, "h", "w"]),
-               helper.make_tensor_value_info("iou_predictions", F, [b, 3]),
-               helper.make_tensor_value_info("low_res_masks", F, [b, 3, 256, 256])]
+    m = n_masks
+    outputs = [helper.make_tensor_value_info("masks", F, [b, m, "h", "w"]),
+               helper.make_tensor_value_info("iou_predictions", F, [b, m]),
+               helper.make_tensor_value_info("low_res_masks", F, [b, m, 256, 256])]
     return g.model("sam_decoder", inputs, outputs)
 
 
@@ -205,14 +213,14 @@ def _negatives(g: _Graph, xs: str, ys: str, neg: str, gx: str, gy: str) -> str:
 
 
 def write_pair(out: Path, convention: str = "nchw", *, batch: bool = True,
-               input_name: str = "input_image") -> tuple[Path, Path]:
-    """Write ``encoder-<convention>.onnx`` and ``decoder.onnx`` (or ``decoder-nobatch``)."""
+               input_name: str = "input_image", n_masks: int = 3) -> tuple[Path, Path]:
+    """Write ``encoder-<convention>[-name].onnx`` and ``decoder[-nobatch][-N].onnx``."""
     out.mkdir(parents=True, exist_ok=True)
     tag = "" if input_name == "input_image" else f"-{input_name}"
     enc = out / f"encoder-{convention}{tag}.onnx"
-    dec = out / ("decoder.onnx" if batch else "decoder-nobatch.onnx")
+    dec = out / f"decoder{'' if batch else '-nobatch'}{'' if n_masks == 3 else n_masks}.onnx"
     enc.write_bytes(encoder(convention, input_name).SerializeToString())
-    dec.write_bytes(decoder(batch).SerializeToString())
+    dec.write_bytes(decoder(batch, n_masks).SerializeToString())
     return enc, dec
 
 

@@ -48,6 +48,24 @@ size_mb = 0
 path = "{dir}"
 files = {{ encoder = "encoder-nchw.onnx", decoder = "no-such-decoder.onnx" }}
 
+[models.tiny-sam-single]
+engine = "sam-onnx"
+tasks = ["segment"]
+description = "one mask per prompt (like MobileSAM's decoder)"
+license = "MIT"
+size_mb = 0
+path = "{dir}"
+files = {{ encoder = "encoder-nchw.onnx", decoder = "decoder1.onnx" }}
+
+[models.tiny-sam-four]
+engine = "sam-onnx"
+tasks = ["segment"]
+description = "four outputs, index 0 the single-mask token (SAM multimask exports)"
+license = "MIT"
+size_mb = 0
+path = "{dir}"
+files = {{ encoder = "encoder-nchw.onnx", decoder = "decoder4.onnx" }}
+
 [defaults]
 segment = ["tiny-sam"]
 """
@@ -75,6 +93,8 @@ def sam_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_pair(out, "hwc")
     write_pair(out, "nchw", batch=False)
     write_pair(out, "nchw", input_name="x")
+    write_pair(out, "nchw", n_masks=1)
+    write_pair(out, "nchw", n_masks=4)
     return out
 
 

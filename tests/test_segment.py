@@ -75,6 +75,19 @@ def test_best_mask_only_without_multimask_and_conventions_agree(cli, sam_manifes
     assert (got & disc).sum() / (got | disc).sum() > 0.9
 
 
+def test_single_and_four_output_decoders(cli, sam_manifest, pictures):
+    single = cli("--models", str(sam_manifest), "segment", str(pictures["land"]), "-p",
+                 "320,240", "--multimask", "-m", "tiny-sam-single", "-f", "json")
+    assert single.exit_code == 0 and len(json.loads(single.stdout)["masks"]) == 1
+    assert "one mask per prompt" in single.stderr
+    four = run_json(cli, sam_manifest, str(pictures["land"]), "-m", "tiny-sam-four",
+                    "-p", "320,240", "--multimask")
+    assert [m["predicted_iou"] for m in four["masks"]] == [0.95, 0.86, 0.8]  # index 0 left out
+    best = run_json(cli, sam_manifest, str(pictures["land"]), "-m", "tiny-sam-four",
+                    "-p", "320,240")
+    assert [m["predicted_iou"] for m in best["masks"]] == [0.99]
+
+
 def test_box_prompt_mask_inside_box(cli, sam_manifest, pictures):
     rec = run_json(cli, sam_manifest, str(pictures["land"]), "--box", "100,80,420,360")
     mask = decode(rec["masks"][0])

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmcli import engines
+from mmcli import console, engines
 from mmcli.errors import InputError, UsageError
 from mmcli.inputs import InputItem
 from mmcli.outputs import atomic_write
@@ -173,6 +173,8 @@ def load_image(item: InputItem) -> tuple[Any, bytes]:
             rgb = ImageOps.exif_transpose(img).convert("RGB")
     except UnidentifiedImageError:
         raise InputError(f"{item.display}: not an image Pillow can read") from None
+    except Image.DecompressionBombError as exc:  # not an OSError: would escape the batch
+        raise InputError(f"{item.display}: {exc}") from None
     except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt data
         raise InputError(f"{item.display}: corrupt image ({exc})") from None
     return np.asarray(rgb, dtype=np.uint8), data
@@ -201,6 +203,7 @@ def processor(model: ResolvedModel, settings: Settings,
               options: Options) -> Callable[[InputItem], Iterator[Record]]:
     """``item -> [SegmentRecord]``; the engine loads on the first item."""
     check(options)
+    warned: list[bool] = []
 
     def process(item: InputItem) -> Iterator[Record]:
         engine, load_s = engines.load(model, settings)
@@ -211,7 +214,7 @@ def processor(model: ResolvedModel, settings: Settings,
         t_enc = time.perf_counter()
         emb, cached = embedding_for(engine, image, data, options.embeddings_cache)
         t_dec = time.perf_counter()
-        found = _masks(engine, emb, prompts, options)
+        found = _masks(engine, emb, prompts, options, settings.quiet, warned)
         t_end = time.perf_counter()
         yield _record(item, model, engine.device, image, found, options, cached,
                       Timings(load_s=load_s, run_s=t_end - start,
@@ -220,11 +223,17 @@ def processor(model: ResolvedModel, settings: Settings,
     return process
 
 
-def _masks(engine: Any, emb: Any, prompts: list[Any] | None, options: Options) -> list[Any]:
+def _masks(engine: Any, emb: Any, prompts: list[Any] | None, options: Options,
+           quiet: bool, warned: list[bool]) -> list[Any]:
     from mmcli.tasks import segment_core as core
 
     if prompts is not None:
-        return core.prompt_masks(engine, emb, prompts, options.multimask)
+        found = core.prompt_masks(engine, emb, prompts, options.multimask)
+        if options.multimask and len(found) == len(prompts) and not warned:
+            warned.append(True)  # once per run, not once per image
+            console.warn("this model's decoder returns one mask per prompt, so --multimask "
+                         "has no alternatives to show (SAM exports with 4 outputs do)", quiet=quiet)
+        return found
     cfg = core.AutoSettings(options.points_per_side, options.points_per_batch,
                             options.pred_iou_thresh, options.stability_thresh,
                             options.nms_thresh, options.min_area)
