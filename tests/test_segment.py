@@ -122,11 +122,17 @@ def test_auto_returns_deduplicated_masks_sorted_by_area(cli, sam_manifest, pictu
         assert (mask & want).sum() / (mask | want).sum() > 0.8
     assert all(m["stability_score"] >= 0.95 and m["predicted_iou"] >= 0.88
                for m in rec["masks"])
+    coarse = run_json(cli, sam_manifest, str(pictures["small"]), "--auto",
+                      "--points-per-side", "8")
+    # another grid finds the same three objects (a background click elsewhere may move a pixel)
+    assert np.allclose([m["area"] for m in coarse["masks"]], areas, rtol=0.01)
+    # a decoder that takes one prompt per call gives the same masks, prompt by prompt
     nobatch = run_json(cli, sam_manifest, str(pictures["small"]), "--auto", "-m",
-                       "tiny-sam-nobatch")
+                       "tiny-sam-nobatch", "--points-per-side", "8")
     assert [m["segmentation"] for m in nobatch["masks"]] == \
-        [m["segmentation"] for m in rec["masks"]]
-    bigger = run_json(cli, sam_manifest, str(pictures["small"]), "--auto", "--min-area", "5000")
+        [m["segmentation"] for m in coarse["masks"]]
+    bigger = run_json(cli, sam_manifest, str(pictures["small"]), "--auto", "--min-area", "5000",
+                      "--points-per-side", "8")
     assert len(bigger["masks"]) == 1
 
 
@@ -224,19 +230,38 @@ def test_missing_model_files_and_device(cli, sam_manifest, sam_dir, pictures):
     assert by_path.exit_code == 0 and by_path.stdout.startswith("1 mask 160x120")
 
 
+def _mobilesam_files() -> tuple[Path, Path] | None:
+    """MobileSAM's files from $MMCLI_TEST_MOBILESAM (a folder) or the user's real HF cache.
+
+    The autouse isolation points HF_HOME at an empty temp dir, so look where `mmcli models
+    pull mobilesam` would have put them outside the tests.
+    """
+    import os
+
+    names = ("mobile_sam_image_encoder.onnx", "sam_mask_decoder_single.onnx")
+    folders = [Path(os.environ["MMCLI_TEST_MOBILESAM"])] if "MMCLI_TEST_MOBILESAM" in \
+        os.environ else []
+    folders += sorted((Path.home() / ".cache/huggingface/hub/models--Acly--MobileSAM/snapshots")
+                      .glob("*"))
+    for folder in folders:
+        if all((folder / n).is_file() for n in names):
+            return folder / names[0], folder / names[1]
+    return None
+
+
 @pytest.mark.realmodels
 def test_mobilesam_on_newspaper(cli, media):
-    from mmcli import manifest, resolve
-
-    entry = manifest.load().models["mobilesam"]
-    if resolve.local_files(entry) is None:
-        pytest.skip("MobileSAM weights are not downloaded (`mmcli models pull mobilesam`)")
+    files = _mobilesam_files()
+    if files is None:
+        pytest.skip("MobileSAM weights are absent (`mmcli models pull mobilesam`, or set "
+                    "MMCLI_TEST_MOBILESAM to a folder with its two .onnx files)")
     photo = media / "newspaper.jpg"
     w, h = Image.open(photo).size
-    result = cli("segment", str(photo), "-m", "mobilesam", "-p", f"{w // 2},{h // 2}",
-                 "--multimask", "-f", "json")
+    result = cli("segment", str(photo), "-m", str(files[0]), "--decoder", str(files[1]),
+                 "-p", f"{w // 2},{h // 2}", "-f", "json")
     assert result.exit_code == 0, result.stderr
     rec = json.loads(result.stdout)
-    assert rec["masks"] and all(0 < m["area"] < w * h for m in rec["masks"])
+    assert len(rec["masks"]) == 1 and 0 < rec["masks"][0]["area"] < w * h
     best = decode(rec["masks"][0])
-    assert best[h // 2, w // 2]  # the clicked pixel is inside the best mask
+    assert best[h // 2, w // 2]  # the clicked pixel is inside the mask
+    assert rec["masks"][0]["predicted_iou"] > 0.5
