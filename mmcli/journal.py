@@ -71,13 +71,23 @@ def input_key(item: InputItem, model_id: str, options_hash: str, hash_inputs: bo
 
 
 def options_hash(options: Any, fmt: str) -> str:
-    """Stable hash of the task options (a dataclass or dict) plus the output format."""
-    if hasattr(options, "__dataclass_fields__"):
-        from dataclasses import asdict
+    """Stable hash of the task options (a dataclass or dict) plus the output format.
 
-        options = asdict(options)
+    Dataclass fields declared with ``not_in_key()`` (a cache folder, a thread count) are left
+    out: they cannot change an output, so changing them must not redo finished inputs.
+    """
+    if hasattr(options, "__dataclass_fields__"):
+        from dataclasses import fields
+
+        options = {f.name: getattr(options, f.name) for f in fields(options)
+                   if f.metadata.get("journal_key", True)}
     blob = json.dumps({"options": options, "format": fmt}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def not_in_key(default: Any = None) -> Any:
+    """A task ``Options`` field that does not change outputs, so it is not in the journal key."""
+    return field(default=default, metadata={"journal_key": False})
 
 
 @dataclass

@@ -236,3 +236,17 @@ def test_disk_full_mid_batch_then_rerun(tmp_path, cli, fake_engine, monkeypatch)
     r = cli(*base)
     assert r.exit_code == 0 and "4 done, 0 failed, 2 skipped" in r.stderr
     assert len(journal_lines(out / ".mmcli-journal.jsonl")) == 6
+
+
+def test_options_marked_not_in_key_do_not_change_the_hash():
+    from dataclasses import dataclass
+
+    from mmcli.journal import not_in_key, options_hash
+
+    @dataclass
+    class Opts:
+        size: int = 1
+        cache: str | None = not_in_key()
+
+    assert options_hash(Opts(cache="/a"), "json") == options_hash(Opts(cache="/b"), "json")
+    assert options_hash(Opts(size=2), "json") != options_hash(Opts(), "json")

@@ -39,3 +39,16 @@ def test_default_is_one_text_sidecar(tmp_path: Path) -> None:
     w = Writer("text", output_dir=tmp_path / "o", suffix=".txt")
     w.write(Rec(input="x", task="caption"), item)
     assert (tmp_path / "o" / "x.txt").read_text() == "\n"
+
+
+def test_atomic_write_follows_the_umask(tmp_path: Path) -> None:
+    import os
+
+    from mmcli.outputs import atomic_write
+
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644

@@ -16,6 +16,7 @@ from typing import Any
 from mmcli import console, engines
 from mmcli.errors import InputError, UsageError
 from mmcli.inputs import InputItem
+from mmcli.journal import not_in_key
 from mmcli.outputs import atomic_write
 from mmcli.records import ErrorInfo, Record, Timings, internal
 from mmcli.resolve import ResolvedModel
@@ -45,7 +46,7 @@ class Options:
     min_area: int = 0
     overlay: bool = False
     polygons: bool = False
-    embeddings_cache: str | None = None
+    embeddings_cache: str | None = not_in_key()  # where, not what: outputs are the same
 
 
 @dataclass
