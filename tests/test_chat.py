@@ -261,3 +261,16 @@ def test_image_without_any_way_to_see_it(cli, fake_chat: Path, media: Path) -> N
                  str(media / "newspaper.jpg"))
     assert result.exit_code in (2, 3)
     assert "newspaper.jpg: chat model 'fake-chat' cannot see images" in result.stderr
+
+
+def test_speak_writes_replies_as_wav(cli, fake_chat: Path, tmp_path: Path) -> None:
+    if importlib.util.find_spec("mmcli.tasks.speak") is None:
+        pytest.skip("the speak task is not available")
+    out = tmp_path / "voice"
+    result = cli("--models", str(fake_chat), "chat",
+                 input=f"/speak on {out}\nhello there\n/speak off\nquiet now\n/speak maybe\n")
+    assert result.stdout == "echo: hello there\necho: quiet now\n"
+    assert f"writing spoken replies to {out}/" in result.stderr
+    assert "/speak takes on [DIR] or off" in result.stderr and result.exit_code == 1
+    assert [p.name for p in out.iterdir()] == ["reply-001.wav"]
+    assert (out / "reply-001.wav").read_bytes()[:4] == b"RIFF"
