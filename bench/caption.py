@@ -26,6 +26,7 @@ import base64, sys, time
 from llama_cpp import Llama
 from llama_cpp.llama_chat_format import MTMDChatHandler
 model, mmproj, max_tokens, *images = sys.argv[1:]
+PROMPT = "Describe this image in a few sentences."
 llm = Llama(model, n_ctx=int(NCTX), chat_handler=MTMDChatHandler(mmproj, verbose=False),
             verbose=False)
 for path in images:
@@ -33,7 +34,7 @@ for path in images:
     uri = "data:image/jpeg;base64," + base64.b64encode(data).decode()
     out = llm.create_chat_completion(
         [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": uri}},
-                                      {"type": "text", "text": "Describe this image in a few sentences."}]}],
+                                      {"type": "text", "text": PROMPT}]}],
         max_tokens=int(max_tokens), temperature=0.0)
     print(path + ": " + out["choices"][0]["message"]["content"].strip())
 llm.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Callable
@@ -53,6 +54,28 @@ def _umask() -> int:
     return mask
 
 
+# atomic_write's temp names: ".<target name>.<mkstemp's 8 random chars>.tmp"
+_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+
+
+def clean_stale_temps(folder: Path) -> int:
+    """Delete temp files that a SIGKILLed run left mid-``atomic_write`` under ``folder``.
+
+    Called once per run, under the job lock, so no live writer owns them. Returns the count.
+    """
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    for path in folder.rglob(".*.tmp"):
+        if _TEMP_NAME.match(path.name) and path.is_file():
+            try:
+                path.unlink()
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
 def default_render(record: Record, fmt: str) -> str:
     """Render a record in one of the base formats (tasks pass their own for srt, vtt…)."""
     if fmt == "json":
@@ -94,6 +117,8 @@ class Writer:
         self.fmt, self.render, self.output, self.output_dir = fmt, render, output, output_dir
         self.suffix, self.many, self.files = suffix, many, files
         self.stdout = stdout or sys.stdout
+        if output_dir is not None:
+            clean_stale_temps(output_dir)  # a SIGKILLed run's half-written files
         self.records: list[Record] = []
         self.buffer: list[str] = []
         self.written: list[Path] = []

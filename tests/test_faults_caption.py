@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from tests.conftest import REPO
-from tests.faults import assert_same_as_reference, run_with_faults
+from tests.faults import assert_same_as_reference, outputs, run_with_faults
 from tests.vision_fixtures import make_image, tiny_vlm_dir, tiny_vlm_manifest  # noqa: F401
 
 
@@ -30,4 +30,6 @@ def test_caption_batch_survives_kills(tmp_path, subprocess_env, tiny_vlm_manifes
     stats = run_with_faults(argv(out), out, n, env=subprocess_env, cwd=REPO, kills=7, seed=11,
                             item_s=0.03)
     assert stats["landed"] >= 5
+    extra = sorted(set(outputs(out)) ^ set(outputs(ref)))
+    assert not extra, f"outputs differ from the uninterrupted run's: {extra}"
     assert_same_as_reference(out, ref, n)
