@@ -31,7 +31,9 @@ def atomic_write(path: Path, data: bytes | str) -> None:
     """Write ``data`` to ``path`` via a temp file + rename; nothing partial is ever visible."""
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # The writer's PID is in the name so a cleaner never takes a live process's temp file.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
+                               dir=path.parent)
     try:
         # mkstemp creates 0600; outputs are ordinary files, so follow the umask like open() does.
         os.fchmod(fd, 0o666 & ~_umask())
@@ -54,26 +56,39 @@ def _umask() -> int:
     return mask
 
 
-# atomic_write's temp names: ".<target name>.<mkstemp's 8 random chars>.tmp"
-_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+# atomic_write's temp names: ".<target name>.<writer pid>.<mkstemp's 8 random chars>.tmp"
+_TEMP_NAME = re.compile(r"^\..+\.(\d+)\.[a-z0-9_]{8}\.tmp$")
 
 
 def clean_stale_temps(folder: Path) -> int:
-    """Delete temp files that a SIGKILLed run left mid-``atomic_write`` under ``folder``.
+    """Delete temp files that a killed run left mid-``atomic_write`` under ``folder``.
 
-    Called once per run, under the job lock, so no live writer owns them. Returns the count.
+    Only temps whose writer process is gone: sharded runs (separate locks, one output folder)
+    may be writing right now. Returns the count.
     """
     removed = 0
     if not folder.is_dir():
         return 0
     for path in folder.rglob(".*.tmp"):
-        if _TEMP_NAME.match(path.name) and path.is_file():
-            try:
-                path.unlink()
-                removed += 1
-            except OSError:
-                pass
+        match = _TEMP_NAME.match(path.name)
+        if match is None or _alive(int(match.group(1))) or not path.is_file():
+            continue
+        try:
+            path.unlink()
+            removed += 1
+        except OSError:
+            pass
     return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def default_render(record: Record, fmt: str) -> str:

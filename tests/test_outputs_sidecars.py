@@ -52,3 +52,27 @@ def test_atomic_write_follows_the_umask(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_stale_temps_of_dead_writers_are_removed_live_ones_kept(tmp_path: Path) -> None:
+    import os
+
+    from mmcli.outputs import clean_stale_temps
+
+    dead = _dead_pid()
+    (tmp_path / "sub").mkdir()
+    stale = tmp_path / "sub" / f".a.txt.{dead}.abcd1234.tmp"
+    live = tmp_path / "sub" / f".b.txt.{os.getpid()}.abcd1234.tmp"
+    other = tmp_path / "sub" / ".notes.tmp"  # not one of ours: left alone
+    for p in (stale, live, other):
+        p.write_text("x")
+    assert clean_stale_temps(tmp_path) == 1
+    assert not stale.exists() and live.exists() and other.exists()
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
