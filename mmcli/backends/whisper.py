@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,7 @@ class WhisperEngine:
         self.model_dir, self.device, self.threads = model_dir, device, threads
         self.default_compute = default_compute
         self._models: dict[str, WhisperModel] = {}
+        self._sampled: set[str] = set()  # compute types whose sampler has been used
 
     @classmethod
     def load(cls, model: ResolvedModel, settings: Settings) -> WhisperEngine:
@@ -121,16 +122,29 @@ class WhisperEngine:
         Returns:
             ``(segments, info)`` as faster-whisper returns them.
         """
-        model, _ = self.model(compute_type)
-        # Temperature fallback samples; a fixed seed per input keeps reruns byte-identical.
+        ct = compute_type or self.default_compute
+        if ct in self._sampled:
+            # CTranslate2's sampler is a thread_local generator seeded once, at first use in a
+            # worker thread; after a temperature fallback it is no longer at the seed. Fresh
+            # worker threads (a reload) make each input's output independent of the ones before
+            # it, so a resumed batch gives the same bytes as an uninterrupted one.
+            del self._models[ct]
+            self._sampled.discard(ct)
         ctranslate2.set_random_seed(0)
+        model, _ = self.model(ct)
         if batch_size > 0:
             pipeline = BatchedInferencePipeline(model)
             kwargs.pop("condition_on_previous_text", None)
             segments, info = pipeline.transcribe(audio, batch_size=batch_size, **kwargs)
         else:
             segments, info = model.transcribe(audio, **kwargs)
-        return iter(segments), info
+        return self._watch(segments, ct), info
+
+    def _watch(self, segments: Iterable[Segment], compute_type: str) -> Iterator[Segment]:
+        for seg in segments:
+            if seg.temperature and seg.temperature > 0:
+                self._sampled.add(compute_type)  # the sampler was used: reload before next
+            yield seg
 
     def close(self) -> None:
         """Free the models (CTranslate2 releases memory when the objects go)."""
