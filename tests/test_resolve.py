@@ -112,3 +112,11 @@ def test_local_paths(tmp_path):
 def test_named_model_wrong_task():
     with pytest.raises(UsageError, match="cannot do 'caption'"):
         resolve.resolve("tiny.en-bundled", "caption", manifest.load(None), Settings())
+
+
+def test_offline_hint_names_the_bundled_package_only_where_one_exists(cli, tmp_path):
+    img = tmp_path / "x.png"
+    img.write_bytes(b"\x89PNG\r\n\x1a\n")
+    r = cli("caption", str(img))
+    assert r.exit_code == 3
+    assert "mmcli models pull smolvlm-256m" in r.stderr and "pip install" not in r.stderr
