@@ -129,7 +129,9 @@ def speech_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with the three SENTENCES spoken (s0.wav…) plus their texts (s0.txt…)."""
     require_models()
     folder = tmp_path_factory.mktemp("speech")
-    for i, text in enumerate(SENTENCES):
-        (folder / f"s{i}.wav").write_bytes(synthesize(text))
-        (folder / f"s{i}.txt").write_text(text)
+    with pytest.MonkeyPatch.context() as mp:  # session scope: keep the user's cache untouched
+        mp.setenv("MMCLI_CACHE", str(tmp_path_factory.mktemp("cache")))
+        for i, text in enumerate(SENTENCES):
+            (folder / f"s{i}.wav").write_bytes(synthesize(text))
+            (folder / f"s{i}.txt").write_text(text)
     return folder

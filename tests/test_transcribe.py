@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -183,3 +184,17 @@ def test_batched_pipeline_and_srt_to_stdout(cli, speech_dir: Path) -> None:
     cues = parse_srt(result.stdout)
     assert_monotonic(cues)
     assert wer(SENTENCES[1], " ".join(c[2] for c in cues)) <= 0.15
+
+
+def test_text_streams_segment_by_segment_on_a_tty(speech_dir: Path,
+                                                  subprocess_env: dict[str, str]) -> None:
+    pexpect = pytest.importorskip("pexpect")
+    from tests.conftest import REPO
+
+    child = pexpect.spawn(sys.executable, ["-m", "mmcli", "transcribe", str(speech_dir / "s1.wav")],
+                          cwd=str(REPO), env=subprocess_env, timeout=120)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    lines = child.before.decode().strip().splitlines()
+    assert lines and wer(SENTENCES[1], " ".join(lines)) <= 0.15

@@ -11,6 +11,7 @@ normal); everything else (phonemes, scales, normalisation, volume) is piper's ow
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterator
@@ -25,10 +26,12 @@ from piper.config import PiperConfig, SynthesisConfig
 from piper.voice import AudioChunk
 
 from mmcli.errors import EngineMissingError, NotAvailableError, UsageError
+from mmcli.outputs import atomic_write
 from mmcli.resolve import ResolvedModel
-from mmcli.settings import Settings
+from mmcli.settings import Settings, cache_dir
 
 NOISE_PREFIX = "mmcli_noise_"
+PATCH_VERSION = 1  # bump when seed_noise changes: cached graphs are keyed by it
 # First guess of noise values per phoneme id; grown from what sentences really use.
 FIRST_GUESS = 2048
 
@@ -91,6 +94,31 @@ def seed_noise(model_path: Path) -> tuple[bytes, list[tuple[str, float, float]]]
     del graph.node[:]
     graph.node.extend(nodes)
     return proto.SerializeToString(), noise
+
+
+def seeded_model(model_path: Path) -> tuple[str | bytes, list[tuple[str, float, float]]]:
+    """The seeded-noise graph of a voice, cached in mmcli's cache (patching costs ~0.4 s).
+
+    Returns:
+        ``(path of the cached model, or its bytes when the cache is not writable, noise)``.
+    """
+    st = model_path.stat()
+    ident = f"{PATCH_VERSION}|{model_path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    key = hashlib.sha256(ident.encode()).hexdigest()[:24]
+    folder = cache_dir() / "piper-seeded"
+    cached, meta = folder / f"{key}.onnx", folder / f"{key}.json"
+    if cached.is_file() and meta.is_file():
+        try:
+            return str(cached), [tuple(n) for n in json.loads(meta.read_text())]  # type: ignore[misc]
+        except ValueError:
+            pass  # a damaged sidecar: patch again
+    data, noise = seed_noise(model_path)
+    try:
+        atomic_write(cached, data)
+        atomic_write(meta, json.dumps(noise))
+    except OSError:
+        return data, noise  # read-only cache: still correct, only slower next time
+    return str(cached), noise
 
 
 class SeededSession:
@@ -165,7 +193,7 @@ class PiperEngine:
             onnxruntime.set_default_logger_severity(4)  # retries are expected
         device, providers = pick_providers(settings.device)
         config = PiperConfig.from_dict(json.loads(model.files["config"].read_text("utf-8")))
-        data, noise = seed_noise(model.files["model"])
+        data, noise = seeded_model(model.files["model"])
         options = onnxruntime.SessionOptions()
         if settings.threads:
             options.intra_op_num_threads = settings.threads
