@@ -156,3 +156,19 @@ def test_wav_on_stdout_when_piped(subprocess_env: dict[str, str]) -> None:
                           env=subprocess_env, capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout[:4] == b"RIFF" and pcm_of(done.stdout)[0] == 22050
+
+
+def test_speaker_by_name_or_id_for_multi_speaker_voices() -> None:
+    from types import SimpleNamespace
+
+    from mmcli.backends.piper import PiperEngine
+    from mmcli.errors import UsageError
+
+    config = SimpleNamespace(sample_rate=22050, num_speakers=3,
+                             speaker_id_map={"alice": 0, "bob": 1, "carol": 2})
+    engine = PiperEngine(SimpleNamespace(config=config), None, "cpu")  # type: ignore[arg-type]
+    assert engine.speaker_id(None) is None
+    assert engine.speaker_id("bob") == 1 and engine.speaker_id("2") == 2
+    for bad in ("3", "dave"):
+        with pytest.raises(UsageError, match="3 speaker"):
+            engine.speaker_id(bad)
