@@ -130,6 +130,8 @@ def _one(item: InputItem, process: Process, error_record: ErrorRecord, writer: W
         if not isinstance(exc, InputError):
             raise  # concerns the whole batch (model unavailable, usage): stop here
         failure = _fail(item, exc, error_record, writer, settings)
+    except BrokenPipeError:
+        raise  # stdout's reader left (`| head`): the whole run ends, not this input
     except (OSError, ValueError, RuntimeError) as exc:
         # Engines and decoders raise these on bad content; the batch must go on.
         failure = _fail(item, exc, error_record, writer, settings)

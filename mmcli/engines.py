@@ -130,7 +130,7 @@ def _builtin() -> None:
                         frozenset({"transcribe"}), ("faster_whisper", "ctranslate2"),
                         "pip install faster-whisper"))
     register(EngineSpec("piper", "mmcli.backends.piper:PiperEngine", frozenset({"speak"}),
-                        ("piper", "onnxruntime"), "pip install piper-tts"))
+                        ("piper", "onnxruntime", "onnx"), "pip install piper-tts onnx"))
     register(EngineSpec("sam-onnx", "mmcli.backends.sam:SamEngine", frozenset({"segment"}),
                         ("onnxruntime", "numpy"), "pip install onnxruntime numpy"))
 

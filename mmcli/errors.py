@@ -18,6 +18,7 @@ class ExitCode(IntEnum):
     MODEL_UNAVAILABLE = 3  # not downloaded while offline, download failed, bad checksum, no engine
     LOCKED = 75  # another run holds the lock (EX_TEMPFAIL)
     INTERRUPTED = 130  # SIGINT
+    BROKEN_PIPE = 141  # stdout's reader went away (`| head`), as if killed by SIGPIPE
     TERMINATED = 143  # SIGTERM
 
 

@@ -6,6 +6,7 @@ Command modules are imported here (they are thin and never import an engine), so
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -34,6 +35,12 @@ class MmcliGroup(TyperGroup):
         except KeyboardInterrupt:
             console.error("interrupted")
             sys.exit(int(ExitCode.INTERRUPTED))
+        except BrokenPipeError:
+            # `mmcli … | head`: the reader left. No traceback and no error line; point stdout
+            # at /dev/null so the interpreter's final flush does not fail again. Finished
+            # inputs are journaled; exit like a process killed by SIGPIPE would.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(int(ExitCode.BROKEN_PIPE))
         except BaseException as exc:
             from mmcli.batch import Terminated
 
@@ -41,10 +48,6 @@ class MmcliGroup(TyperGroup):
                 console.error("terminated")
                 sys.exit(int(ExitCode.TERMINATED))
             raise
-        except BrokenPipeError:
-            # `mmcli … | head`: the reader left; not an error worth a traceback.
-            sys.stderr.close()
-            sys.exit(0)
         finally:
             from mmcli import engines
 
