@@ -4,8 +4,6 @@ Command modules are imported here (they are thin and never import an engine), so
 ``mmcli --help`` stays as fast as Typer itself.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 from pathlib import Path

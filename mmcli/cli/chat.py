@@ -1,7 +1,5 @@
 """``mmcli chat``: one-shot, scripted or interactive chat with image, audio and text attachments."""
 
-from __future__ import annotations
-
 from typing import Annotated, Optional
 
 import typer

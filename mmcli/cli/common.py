@@ -6,17 +6,22 @@ hands both to ``run_inputs`` - a screenful at most.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional, get_type_hints
 
 import typer
 
 from mmcli.errors import NotAvailableError, UsageError
-from mmcli.inputs import InputItem
-from mmcli.journal import JobOptions
 from mmcli.settings import Settings
+
+if TYPE_CHECKING:  # imported lazily: --help must not pay for hashlib/glob
+    from mmcli.inputs import InputItem
+    from mmcli.journal import JobOptions
 
 # Shared option types, so every task command spells them the same way.
 InputsArg = Annotated[Optional[list[str]], typer.Argument(
@@ -68,6 +73,53 @@ HashInputsOpt = Annotated[bool, typer.Option(
     rich_help_panel="Batch jobs")]
 
 
+@dataclass
+class BatchArgs:
+    """The options every batch command shares: sidecars, shard, and the batch-job options
+    (journal, resume, lock, time budget, dry run). ``batch_options`` adds them to a command."""
+
+    output_dir: OutputDirOpt = None
+    skip_existing: SkipExistingOpt = False
+    shard: ShardOpt = None
+    journal: JournalOpt = None
+    resume: ResumeOpt = True
+    retry_failed: RetryFailedOpt = False
+    lock: LockOpt = None
+    max_duration: MaxDurationOpt = None
+    dry_run: DryRunOpt = False
+    hash_inputs: HashInputsOpt = False
+
+    def job(self) -> JobOptions:
+        """The journal/lock/budget part, for mmcli.journal."""
+        from mmcli.journal import JobOptions
+
+        return JobOptions(journal=self.journal, resume=self.resume,
+                          retry_failed=self.retry_failed, lock=self.lock,
+                          max_duration=self.max_duration, dry_run=self.dry_run,
+                          hash_inputs=self.hash_inputs)
+
+
+def batch_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a task command the shared ``BatchArgs`` options without listing them again.
+
+    The command declares ``batch: common.BatchArgs``; Typer sees the BatchArgs fields as
+    options instead (through ``__signature__``), and each call gets them back as one BatchArgs.
+    """
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values()
+           if p.name != "batch"]
+    hints = get_type_hints(BatchArgs, include_extras=True)  # the Annotated typer.Option(...)
+    shared = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default,
+                                annotation=hints[f.name]) for f in fields(BatchArgs)]
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        batch = BatchArgs(**{f.name: kwargs.pop(f.name) for f in fields(BatchArgs)})
+        command(*args, batch=batch, **kwargs)
+
+    wrapper.__signature__ = inspect.Signature(own + shared)  # type: ignore[attr-defined]
+    return wrapper
+
+
 def settings_of(ctx: typer.Context) -> Settings:
     """The global settings the root callback stored (a default Settings in library use)."""
     obj = ctx.find_root().obj
@@ -105,29 +157,30 @@ def not_available(task: str) -> Callable[..., None]:
 
 
 def run_batch(ctx: typer.Context, *, task: str, inputs: list[str] | None, model: str | None,
-              fmt: str, output: Path | None, output_dir: Path | None, skip_existing: bool,
-              shard: str | None, options: object, suffix: str | None = None,
-              mmproj: Path | None = None, decoder: Path | None = None,
-              job: JobOptions | None = None, items: list[InputItem] | None = None) -> None:
+              fmt: str, output: Path | None, batch: BatchArgs, options: object,
+              suffix: str | None = None, mmproj: Path | None = None,
+              decoder: Path | None = None, items: list[InputItem] | None = None) -> None:
     """The whole life of a batch command: resolve the model, discover inputs, stream records.
 
     Exits with the batch's exit code (0 all ok, 1 some failed). Errors that concern the whole
     run (model unavailable, usage, lock held) propagate as MmcliError to the app's error path.
     """
-    from mmcli import batch, manifest, resolve
+    from mmcli import batch as batch_mod
     from mmcli import inputs as inputs_mod
+    from mmcli import manifest, resolve
     from mmcli.journal import JOURNAL_NAME, LOCK_NAME, JobLock, Journal, options_hash
     from mmcli.outputs import Writer
     from mmcli.tasks import task_module
 
     settings = settings_of(ctx)
-    job = job or JobOptions()
+    job = batch.job()
+    output_dir, shard = batch.output_dir, batch.shard
     mod = task_module(task)
     check_format(fmt, mod.FORMATS)
     if not inputs and not items:
         raise UsageError(f"no inputs given to 'mmcli {task}'",
                          hint=f"pass files, folders, globs or - ; see `mmcli {task} --help`")
-    if skip_existing and output_dir is None:
+    if batch.skip_existing and output_dir is None:
         raise UsageError("--skip-existing needs --output-dir")
     budget = job.budget_s
     if items is None:
@@ -159,11 +212,11 @@ def run_batch(ctx: typer.Context, *, task: str, inputs: list[str] | None, model:
                         many=len(items) > 1 or len(inputs or []) > 1,
                         files=getattr(mod, "files", None))
         with _sigterm_raises():
-            summary = batch.run(
+            summary = batch_mod.run(
                 items, process, lambda item, info: mod.error_record(item, info, resolved),
-                writer, settings, skip_existing=skip_existing,
-                job=batch.Job(journal=journal, key=key if journal else None, budget_s=budget,
-                              retry_failed=job.retry_failed))
+                writer, settings, skip_existing=batch.skip_existing,
+                job=batch_mod.Job(journal=journal, key=key if journal else None,
+                                  budget_s=budget, retry_failed=job.retry_failed))
     raise typer.Exit(int(summary.exit_code))
 
 

@@ -1,7 +1,5 @@
 """``mmcli doctor``: which engines import, their GPU offload, and the config in effect."""
 
-from __future__ import annotations
-
 import json
 from typing import Annotated
 

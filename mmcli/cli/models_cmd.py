@@ -1,7 +1,5 @@
 """``mmcli models list | pull | path | verify | rm``."""
 
-from __future__ import annotations
-
 import json
 from typing import Annotated, Optional
 

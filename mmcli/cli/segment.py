@@ -1,7 +1,5 @@
 """``mmcli segment``: Segment-Anything masks (thin: parse options, hand off to run_batch)."""
 
-from __future__ import annotations
-
 import math
 from pathlib import Path
 from typing import Annotated, Optional
@@ -71,26 +69,16 @@ def segment(
     fmt: Annotated[str, typer.Option(
         "--format", "-f", help="text | json | jsonl | png (mask PNGs) | polygon.")] = "text",
     output: common.OutputOpt = None,
-    output_dir: common.OutputDirOpt = None,
-    skip_existing: common.SkipExistingOpt = False,
-    shard: common.ShardOpt = None,
-    journal: common.JournalOpt = None,
-    resume: common.ResumeOpt = True,
-    retry_failed: common.RetryFailedOpt = False,
-    lock: common.LockOpt = None,
-    max_duration: common.MaxDurationOpt = None,
-    dry_run: common.DryRunOpt = False,
-    hash_inputs: common.HashInputsOpt = False,
+    batch: common.BatchArgs = common.BatchArgs(),
 ) -> None:
     """Segment images with Segment Anything: click points, boxes, or --auto for everything.
 
     Coordinates are pixels of the original image. Masks come out as COCO RLE in JSON, as
     8-bit PNGs (--format png --output-dir DIR), as polygons, and as an --overlay picture.
     """
-    from mmcli.journal import JobOptions
     from mmcli.tasks.segment import BOX_FORM, POINT_FORM, Options, check
 
-    if (fmt == "png" or overlay) and output_dir is None:
+    if (fmt == "png" or overlay) and batch.output_dir is None:
         raise UsageError("--format png and --overlay write pictures and need --output-dir DIR")
     options = Options(
         points=[parse_numbers(p, 2, "--point", POINT_FORM) for p in point or []],  # type: ignore[misc]
@@ -103,13 +91,9 @@ def segment(
         embeddings_cache=str(embeddings_cache) if embeddings_cache else None)
     check(options)
     common.run_batch(ctx, task="segment", inputs=inputs, model=model, fmt=fmt, output=output,
-                     output_dir=output_dir, skip_existing=skip_existing, shard=shard,
-                     options=options, decoder=decoder,
-                     job=JobOptions(journal=journal, resume=resume, retry_failed=retry_failed,
-                                    lock=lock, max_duration=max_duration, dry_run=dry_run,
-                                    hash_inputs=hash_inputs))
+                     batch=batch, options=options, decoder=decoder)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
-    app.command("segment")(segment)
+    app.command("segment")(common.batch_options(segment))

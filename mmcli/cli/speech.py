@@ -1,7 +1,5 @@
 """``mmcli transcribe`` and ``mmcli speak``: parse options, hand them to the batch driver."""
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -10,7 +8,6 @@ import typer
 
 from mmcli.cli import common
 from mmcli.errors import UsageError
-from mmcli.journal import JobOptions
 
 FormatOpt = Annotated[str, typer.Option(
     "--format", "-f", help="text | json | jsonl | srt | vtt | tsv | all (all: with --output-dir).")]
@@ -47,34 +44,23 @@ def transcribe(
     batch_size: Annotated[int, typer.Option(
         "--batch-size", min=0, help="> 0: faster-whisper's batched pipeline (long files).")] = 0,
     output: common.OutputOpt = None,
-    output_dir: common.OutputDirOpt = None,
-    skip_existing: common.SkipExistingOpt = False,
-    shard: common.ShardOpt = None,
-    journal: common.JournalOpt = None,
-    resume: common.ResumeOpt = True,
-    retry_failed: common.RetryFailedOpt = False,
-    lock: common.LockOpt = None,
-    max_duration: common.MaxDurationOpt = None,
-    dry_run: common.DryRunOpt = False,
-    hash_inputs: common.HashInputsOpt = False,
+    batch: common.BatchArgs = common.BatchArgs(),
 ) -> None:
     """Transcribe (or translate) speech in audio and video files with faster-whisper."""
     from mmcli.tasks.transcribe import Options
 
     if task not in ("transcribe", "translate"):
         raise UsageError(f"--task {task!r} is not transcribe or translate")
-    if fmt == "all" and output_dir is None:
+    if fmt == "all" and batch.output_dir is None:
         raise UsageError("--format all writes one file per format; it needs --output-dir")
-    stream = (fmt == "text" and output is None and output_dir is None and sys.stdout.isatty()
+    stream = (fmt == "text" and output is None and batch.output_dir is None and sys.stdout.isatty()
               and len(inputs or []) == 1 and not Path((inputs or ["-"])[0]).is_dir())
     options = Options(language=language, task=task, beam_size=beam_size, vad=vad,
                       word_timestamps=word_timestamps, initial_prompt=initial_prompt,
                       temperature=temperature, compute_type=compute_type, batch_size=batch_size,
                       stream=stream)
     common.run_batch(ctx, task="transcribe", inputs=inputs, model=model, fmt=fmt, output=output,
-                     output_dir=output_dir, skip_existing=skip_existing, shard=shard,
-                     options=options, job=_job(journal, resume, retry_failed, lock,
-                                                max_duration, dry_run, hash_inputs))
+                     batch=batch, options=options)
 
 
 def speak(
@@ -110,30 +96,18 @@ def speak(
     fmt: SpeakFormatOpt = "text",
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="Write the WAV here (atomically).", dir_okay=False)] = None,
-    output_dir: common.OutputDirOpt = None,
-    skip_existing: common.SkipExistingOpt = False,
-    shard: common.ShardOpt = None,
-    journal: common.JournalOpt = None,
-    resume: common.ResumeOpt = True,
-    retry_failed: common.RetryFailedOpt = False,
-    lock: common.LockOpt = None,
-    max_duration: common.MaxDurationOpt = None,
-    dry_run: common.DryRunOpt = False,
-    hash_inputs: common.HashInputsOpt = False,
+    batch: common.BatchArgs = common.BatchArgs(),
 ) -> None:
     """Speak text with a piper voice: WAV files, a WAV on a pipe, raw PCM, or the speakers."""
     from mmcli.tasks import speak as task
 
     items = task.text_items(texts or [], input_file or [], lines, common.stdin_stream())  # type: ignore[arg-type]
-    sink = _sink(len(items), fmt, output, output_dir, raw, play)
+    sink = _sink(len(items), fmt, output, batch.output_dir, raw, play)
     options = task.Options(speaker=speaker, length_scale=length_scale, noise_scale=noise_scale,
                            noise_w=noise_w, sentence_silence=sentence_silence, volume=volume,
                            seed=seed, sink=sink, output=str(output) if output else None)
     common.run_batch(ctx, task="speak", inputs=None, items=items, model=model, fmt=fmt,
-                     output=None, output_dir=output_dir, skip_existing=skip_existing,
-                     shard=shard, options=options,
-                     job=_job(journal, resume, retry_failed, lock, max_duration, dry_run,
-                              hash_inputs))
+                     output=None, batch=batch, options=options)
 
 
 def _sink(count: int, fmt: str, output: Path | None, output_dir: Path | None, raw: bool,
@@ -169,13 +143,7 @@ def _sink(count: int, fmt: str, output: Path | None, output_dir: Path | None, ra
     return "stdout"
 
 
-def _job(journal: Path | None, resume: bool, retry_failed: bool, lock: Path | None,
-         max_duration: str | None, dry_run: bool, hash_inputs: bool) -> JobOptions:
-    return JobOptions(journal=journal, resume=resume, retry_failed=retry_failed, lock=lock,
-                      max_duration=max_duration, dry_run=dry_run, hash_inputs=hash_inputs)
-
-
 def register(app: typer.Typer) -> None:
     """Add ``transcribe`` and ``speak`` to ``app``."""
-    app.command("transcribe")(transcribe)
-    app.command("speak")(speak)
+    app.command("transcribe")(common.batch_options(transcribe))
+    app.command("speak")(common.batch_options(speak))

@@ -1,14 +1,11 @@
 """``mmcli caption`` and ``mmcli vqa``: thin commands over mmcli.tasks.caption / vqa."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from mmcli.cli import common
-from mmcli.journal import JobOptions
 
 P = "Model"  # help panels
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="text | json | jsonl.")]
@@ -45,16 +42,7 @@ def caption(
     gpu_layers: GpuLayersOpt = None,
     fmt: FormatOpt = "text",
     output: common.OutputOpt = None,
-    output_dir: common.OutputDirOpt = None,
-    skip_existing: common.SkipExistingOpt = False,
-    shard: common.ShardOpt = None,
-    journal: common.JournalOpt = None,
-    resume: common.ResumeOpt = True,
-    retry_failed: common.RetryFailedOpt = False,
-    lock: common.LockOpt = None,
-    max_duration: common.MaxDurationOpt = None,
-    dry_run: common.DryRunOpt = False,
-    hash_inputs: common.HashInputsOpt = False,
+    batch: common.BatchArgs = common.BatchArgs(),
 ) -> None:
     """Describe images with a vision-language model.
 
@@ -68,11 +56,7 @@ def caption(
                       gpu_layers=gpu_layers)
     prompt_for(options)  # a bad --detail is a usage error before anything loads
     common.run_batch(ctx, task="caption", inputs=inputs, model=model, fmt=fmt, output=output,
-                     output_dir=output_dir, skip_existing=skip_existing, shard=shard,
-                     options=options, mmproj=mmproj,
-                     job=JobOptions(journal=journal, resume=resume, retry_failed=retry_failed,
-                                    lock=lock, max_duration=max_duration, dry_run=dry_run,
-                                    hash_inputs=hash_inputs))
+                     batch=batch, options=options, mmproj=mmproj)
 
 
 def vqa(
@@ -95,16 +79,7 @@ def vqa(
     gpu_layers: GpuLayersOpt = None,
     fmt: FormatOpt = "text",
     output: common.OutputOpt = None,
-    output_dir: common.OutputDirOpt = None,
-    skip_existing: common.SkipExistingOpt = False,
-    shard: common.ShardOpt = None,
-    journal: common.JournalOpt = None,
-    resume: common.ResumeOpt = True,
-    retry_failed: common.RetryFailedOpt = False,
-    lock: common.LockOpt = None,
-    max_duration: common.MaxDurationOpt = None,
-    dry_run: common.DryRunOpt = False,
-    hash_inputs: common.HashInputsOpt = False,
+    batch: common.BatchArgs = common.BatchArgs(),
 ) -> None:
     """Answer questions about images: mmcli vqa photo.jpg -q "How many people?".
 
@@ -118,14 +93,10 @@ def vqa(
                            gpu_layers=gpu_layers, together=together)
     inputs = task.prepare(options, inputs, questions)
     if together:
-        _together(ctx, inputs, model, mmproj, options, fmt, output, output_dir)
+        _together(ctx, inputs, model, mmproj, options, fmt, output, batch.output_dir)
         return
     common.run_batch(ctx, task="vqa", inputs=inputs, model=model, fmt=fmt, output=output,
-                     output_dir=output_dir, skip_existing=skip_existing, shard=shard,
-                     options=options, mmproj=mmproj,
-                     job=JobOptions(journal=journal, resume=resume, retry_failed=retry_failed,
-                                    lock=lock, max_duration=max_duration, dry_run=dry_run,
-                                    hash_inputs=hash_inputs))
+                     batch=batch, options=options, mmproj=mmproj)
 
 
 def _together(ctx: typer.Context, inputs: list[str], model: str | None, mmproj: Path | None,
@@ -157,5 +128,5 @@ def _together(ctx: typer.Context, inputs: list[str], model: str | None, mmproj: 
 
 def register(app: typer.Typer) -> None:
     """Add caption and vqa to ``app``."""
-    app.command("caption")(caption)
-    app.command("vqa")(vqa)
+    app.command("caption")(common.batch_options(caption))
+    app.command("vqa")(common.batch_options(vqa))

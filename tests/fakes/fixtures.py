@@ -34,28 +34,14 @@ def fake_caption(
     model: common.ModelOpt = None,
     fmt: Annotated[str, typer.Option("--format", "-f")] = "text",
     output: common.OutputOpt = None,
-    output_dir: common.OutputDirOpt = None,
-    skip_existing: common.SkipExistingOpt = False,
-    shard: common.ShardOpt = None,
     upper: Annotated[bool, typer.Option("--upper")] = False,
-    journal: common.JournalOpt = None,
-    resume: common.ResumeOpt = True,
-    retry_failed: common.RetryFailedOpt = False,
-    lock: common.LockOpt = None,
-    max_duration: common.MaxDurationOpt = None,
-    dry_run: common.DryRunOpt = False,
-    hash_inputs: common.HashInputsOpt = False,
+    batch: common.BatchArgs = common.BatchArgs(),
 ) -> None:
     """Hidden test command: runs the fake task through the shared batch driver."""
-    from mmcli.journal import JobOptions
     from tests.fakes.task import Options
 
     common.run_batch(ctx, task="caption", inputs=inputs, model=model, fmt=fmt, output=output,
-                     output_dir=output_dir, skip_existing=skip_existing, shard=shard,
-                     options=Options(upper=upper),
-                     job=JobOptions(journal=journal, resume=resume, retry_failed=retry_failed,
-                                    lock=lock, max_duration=max_duration, dry_run=dry_run,
-                                    hash_inputs=hash_inputs))
+                     batch=batch, options=Options(upper=upper))
 
 
 def install() -> None:
@@ -65,7 +51,7 @@ def install() -> None:
     engines.register(engines.EngineSpec("fake", "tests.fakes.engine:FakeEngine",
                                         frozenset({"caption"})))
     tasks.TASK_MODULES["caption"] = "tests.fakes.task"
-    app.command("fake-caption", hidden=True)(fake_caption)
+    app.command("fake-caption", hidden=True)(common.batch_options(fake_caption))
 
 
 def write_manifest(tmp_path: Path) -> Path:
