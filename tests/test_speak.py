@@ -137,7 +137,7 @@ def test_explicit_cuda_without_cuda_is_an_error(cli) -> None:
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("this onnxruntime has CUDA")
     result = cli("--device", "cuda", "speak", "hi", "--raw")
-    assert result.exit_code == 2 and "no CUDA provider" in result.stderr
+    assert result.exit_code == 3 and "no CUDA provider" in result.stderr
     assert result.stdout_bytes == b""
 
 

@@ -175,7 +175,7 @@ def test_explicit_cuda_without_cuda_is_an_error(cli, speech_dir: Path) -> None:
     if ctranslate2.get_cuda_device_count() > 0:
         pytest.skip("this machine has CUDA")
     result = cli("--device", "cuda", "transcribe", str(speech_dir / "s0.wav"))
-    assert result.exit_code == 2 and "no CUDA device" in result.stderr and result.stdout == ""
+    assert result.exit_code == 3 and "no CUDA device" in result.stderr and result.stdout == ""
 
 
 def test_batched_pipeline_and_srt_to_stdout(cli, speech_dir: Path) -> None:

@@ -41,7 +41,7 @@ def pick_providers(requested: str) -> tuple[str, list[str]]:
     available = onnxruntime.get_available_providers()
     cuda = "CUDAExecutionProvider" in available
     if requested == "cuda" and not cuda:
-        raise NotAvailableError(
+        raise EngineMissingError(
             "--device cuda was asked for, but this onnxruntime has no CUDA provider",
             hint="pip install onnxruntime-gpu (and the CUDA runtime), or use --device cpu")
     if requested == "metal":

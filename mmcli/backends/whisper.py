@@ -18,7 +18,7 @@ import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel, decode_audio
 from faster_whisper.transcribe import Segment, TranscriptionInfo
 
-from mmcli.errors import InputError, NotAvailableError, UsageError
+from mmcli.errors import EngineMissingError, InputError, NotAvailableError, UsageError
 from mmcli.resolve import ResolvedModel
 from mmcli.settings import Settings
 
@@ -31,13 +31,14 @@ def pick_device(requested: str) -> str:
     """The CTranslate2 device for ``--device``; an explicit one that is absent is an error.
 
     Raises:
-        NotAvailableError: ``cuda`` without a CUDA device, or ``metal`` (exit 2).
+        EngineMissingError: ``cuda`` without a CUDA device (exit 3, as for every engine).
+        NotAvailableError: ``metal``, which CTranslate2 does not have (exit 2).
     """
     cuda = ctranslate2.get_cuda_device_count() > 0
     if requested == "auto":
         return "cuda" if cuda else "cpu"
     if requested == "cuda" and not cuda:
-        raise NotAvailableError(
+        raise EngineMissingError(
             "--device cuda was asked for, but CTranslate2 finds no CUDA device",
             hint="install the NVIDIA driver and a CUDA build of ctranslate2 (check with "
                  "`mmcli doctor`), or use --device cpu")
