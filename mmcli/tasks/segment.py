@@ -30,7 +30,19 @@ BOX_FORM = "--box X1,Y1,X2,Y2 (pixels, X1 < X2, Y1 < Y2, inside the image)"
 
 
 @dataclass
-class Options:
+class AutoSettings:
+    """``--auto`` knobs (SAM's automatic mask generator defaults, CPU-sized grid)."""
+
+    points_per_side: int = 16
+    points_per_batch: int = 64
+    pred_iou_thresh: float = 0.88
+    stability_thresh: float = 0.95
+    nms_thresh: float = 0.7
+    min_area: int = 0
+
+
+@dataclass
+class Options(AutoSettings):
     """Options of ``mmcli segment`` (defaults = the CLI defaults). Coordinates are pixels."""
 
     points: list[tuple[float, float]] = field(default_factory=list)
@@ -38,12 +50,6 @@ class Options:
     boxes: list[tuple[float, float, float, float]] = field(default_factory=list)
     multimask: bool = False
     auto: bool = False
-    points_per_side: int = 16
-    points_per_batch: int = 64
-    pred_iou_thresh: float = 0.88
-    stability_thresh: float = 0.95
-    nms_thresh: float = 0.7
-    min_area: int = 0
     overlay: bool = False
     polygons: bool = False
     embeddings_cache: str | None = not_in_key()  # where, not what: outputs are the same
@@ -235,10 +241,7 @@ def _masks(engine: Any, emb: Any, prompts: list[Any] | None, options: Options,
             console.warn("this model's decoder returns one mask per prompt, so --multimask "
                          "has no alternatives to show (SAM exports with 4 outputs do)", quiet=quiet)
         return found
-    cfg = core.AutoSettings(options.points_per_side, options.points_per_batch,
-                            options.pred_iou_thresh, options.stability_thresh,
-                            options.nms_thresh, options.min_area)
-    return core.auto_masks(engine, emb, cfg)
+    return core.auto_masks(engine, emb, options)
 
 
 def _record(item: InputItem, model: ResolvedModel, device: str, image: Any, found: list[Any],

@@ -8,12 +8,15 @@ from ``low_res_masks`` (see ``mmcli.masks.Upsampler``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mmcli import masks as mk
 from mmcli.backends.sam import Embedding, SamEngine
+
+if TYPE_CHECKING:
+    from mmcli.tasks.segment import AutoSettings
 
 
 @dataclass
@@ -114,24 +117,6 @@ def prompt_masks(engine: SamEngine, emb: Embedding, prompts: list[Prompt],
             picks = picks[:1]
         found += [finish(up, low[k], float(iou[k]), prompt) for k in picks]
     return found
-
-
-@dataclass
-class AutoSettings:
-    """``--auto`` knobs (SAM's automatic mask generator defaults, CPU-sized grid)."""
-
-    points_per_side: int = 16
-    points_per_batch: int = 64
-    pred_iou_thresh: float = 0.88
-    stability_thresh: float = 0.95
-    nms_thresh: float = 0.7
-    min_area: int = 0
-
-
-def grid(h: int, w: int, n: int) -> list[tuple[float, float]]:
-    """``n x n`` points at cell centres over the image (SAM's ``build_point_grid``)."""
-    ticks = (np.arange(n) + 0.5) / n
-    return [(float(x * w), float(y * h)) for y in ticks for x in ticks]
 
 
 def auto_masks(engine: SamEngine, emb: Embedding, cfg: AutoSettings) -> list[Found]:
