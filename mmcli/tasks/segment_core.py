@@ -119,6 +119,12 @@ def prompt_masks(engine: SamEngine, emb: Embedding, prompts: list[Prompt],
     return found
 
 
+def grid(h: int, w: int, n: int) -> list[tuple[float, float]]:
+    """``n x n`` points at cell centres over the image (SAM's ``build_point_grid``)."""
+    ticks = (np.arange(n) + 0.5) / n
+    return [(float(x * w), float(y * h)) for y in ticks for x in ticks]
+
+
 def auto_masks(engine: SamEngine, emb: Embedding, cfg: AutoSettings) -> list[Found]:
     """Masks for everything: a point grid, filtered by predicted IoU and stability, box NMS,
     ``min_area``, sorted by area (largest first)."""
