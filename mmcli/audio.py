@@ -49,30 +49,19 @@ def write_wav(fh: BinaryIO, chunks: Iterable[bytes], sample_rate: int, channels:
 
 
 def write_wav_file(path: Path, chunks: Iterable[bytes], sample_rate: int) -> int:
-    """Atomically write a WAV file from streamed PCM chunks (temp file + fsync + rename).
+    """Atomically write a WAV file from streamed PCM chunks (``outputs.atomic_file``).
 
     Raises:
-        OutputError: the folder is missing or not writable, or the disk is full.
+        OutputError: the folder is not writable, or the disk is full.
     """
+    from mmcli.outputs import atomic_file
+
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with atomic_file(path) as fh:
+            return write_wav(fh, chunks, sample_rate)
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}",
-                          hint="check that the folder exists and is writable") from None
-    try:
-        with os.fdopen(fd, "w+b") as fh:
-            frames = write_wav(fh, chunks, sample_rate)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise OutputError(f"cannot write {path}: {exc.strerror or exc}",
-                              hint="free space or fix permissions; nothing was left behind"
-                              ) from None
-        raise
-    return frames
+                          hint="free space or fix permissions; nothing was left behind") from None
 
 
 def read_wav(data: bytes) -> tuple[int, bytes]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmcli.errors import LockedError, UsageError
+from mmcli.errors import LockedError, OutputError, UsageError
 from mmcli.inputs import InputItem
 
 JOURNAL_NAME = ".mmcli-journal.jsonl"
@@ -128,14 +128,18 @@ class Journal:
         line = {"key": key, "input": item.display, "status": status,
                 "outputs": [str(p) for p in outputs], "error": error,
                 "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         data = (json.dumps(line, ensure_ascii=False) + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            # A torn line is ignored on read, so the input is simply redone by the next run.
+            raise _unwritable(self.path, exc) from None
         self.state[key] = line
 
 
@@ -152,8 +156,8 @@ class JobLock:
     def __enter__(self) -> JobLock:
         from filelock import Timeout
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._lock.acquire()
         except Timeout:
             try:
@@ -162,9 +166,21 @@ class JobLock:
                 holder = "unknown"
             raise LockedError(f"another mmcli run (PID {holder}) holds the lock {self.path}",
                               hint="wait for it to finish; overlapping cron runs exit 75") from None
-        self.pid_path.write_text(str(os.getpid()))
+        except OSError as exc:  # read-only or full file system, no permission
+            raise _unwritable(self.path, exc) from None
+        try:
+            self.pid_path.write_text(str(os.getpid()))
+        except OSError as exc:
+            self._lock.release()
+            raise _unwritable(self.pid_path, exc) from None
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.pid_path.unlink(missing_ok=True)
         self._lock.release()
+
+
+def _unwritable(path: Path, exc: OSError) -> OutputError:
+    return OutputError(f"cannot write {path}: {exc.strerror or exc}",
+                       hint="free space or fix permissions, then re-run: finished inputs are "
+                            "kept and nothing half-written was left")

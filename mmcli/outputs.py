@@ -11,9 +11,10 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from mmcli.errors import OutputError, UsageError
 from mmcli.inputs import InputItem
@@ -27,18 +28,20 @@ Renderer = Callable[[Record, str], str]
 Sidecars = Callable[[Record, str], list[tuple[str, "bytes | str"]]]
 
 
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` via a temp file + rename; nothing partial is ever visible."""
+@contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A binary file that appears at ``path`` only when the block finishes: written to a temp
+    file beside it, fsynced, then renamed; on any error (or a kill) the temp goes away and
+    ``path`` is untouched. For outputs streamed in pieces (a WAV sentence by sentence)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
     # The writer's PID is in the name so a cleaner never takes a live process's temp file.
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
                                dir=path.parent)
     try:
-        # mkstemp creates 0600; outputs are ordinary files, so follow the umask like open() does.
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
+        with os.fdopen(fd, "w+b") as fh:
+            # mkstemp creates 0600; outputs are ordinary files, so follow the umask like open().
+            os.fchmod(fh.fileno(), 0o666 & ~_umask())
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -48,6 +51,12 @@ def atomic_write(path: Path, data: bytes | str) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` via a temp file + rename; nothing partial is ever visible."""
+    with atomic_file(path) as fh:
+        fh.write(data.encode("utf-8") if isinstance(data, str) else data)
 
 
 def _umask() -> int:

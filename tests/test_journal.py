@@ -250,3 +250,20 @@ def test_options_marked_not_in_key_do_not_change_the_hash():
 
     assert options_hash(Opts(cache="/a"), "json") == options_hash(Opts(cache="/b"), "json")
     assert options_hash(Opts(size=2), "json") != options_hash(Opts(), "json")
+
+
+def test_journal_append_on_a_full_disk_is_a_clean_output_error(tmp_path, monkeypatch):
+    from mmcli import journal as journal_mod
+    from mmcli.errors import OutputError
+    from mmcli.inputs import InputItem
+
+    j = journal_mod.Journal.open(tmp_path / "j.jsonl")
+
+    def full(fd, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(journal_mod.os, "write", full)
+    item = InputItem(display="a.wav", path=tmp_path / "a.wav", rel=Path("a.wav"))
+    with pytest.raises(OutputError, match="No space left on device"):
+        j.append("k", item, "done", [])
+    assert j.status("k") is None  # not recorded as done: the next run redoes it
