@@ -18,9 +18,9 @@ from mmcli.backends.llama import (  # noqa: E402
     ChatDelta,
     ChatDone,
     LlamaEngine,
-    _TextStream,
     gpu_layers,
 )
+from mmcli.backends.textstream import TextStream  # noqa: E402
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -105,12 +105,12 @@ def test_device_mapping() -> None:
 
 
 def test_text_stream_holds_back_partial_stops() -> None:
-    s = _TextStream(["</s>"])
+    s = TextStream(["</s>"])
     assert s.feed(b"ab<") == ("ab", False)
     assert s.feed(b"/x") == ("</x", False)
     assert s.feed(b"y</s>z") == ("y", True)
     assert s.flush() == ""
-    u = _TextStream([])
+    u = TextStream([])
     assert u.feed("é".encode()[:1]) == ("", False)
     assert u.feed("é".encode()[1:]) == ("é", False)
 
