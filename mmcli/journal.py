@@ -25,24 +25,6 @@ JOURNAL_NAME = ".mmcli-journal.jsonl"
 LOCK_NAME = ".mmcli.lock"
 
 
-@dataclass
-class JobOptions:
-    """The batch-job options every task command shares (see the README's batch section)."""
-
-    journal: Path | None = None
-    resume: bool = True
-    retry_failed: bool = False
-    lock: Path | None = None
-    max_duration: str | None = None
-    dry_run: bool = False
-    hash_inputs: bool = False
-
-    @property
-    def budget_s(self) -> float | None:
-        """``--max-duration`` in seconds."""
-        return parse_duration(self.max_duration) if self.max_duration else None
-
-
 def parse_duration(text: str) -> float:
     """``90``, ``90s``, ``30m``, ``1h30m``, ``2h`` -> seconds (usage error otherwise)."""
     text = text.strip().lower()

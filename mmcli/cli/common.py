@@ -21,7 +21,6 @@ from mmcli.settings import Settings
 
 if TYPE_CHECKING:  # imported lazily: --help must not pay for hashlib/glob
     from mmcli.inputs import InputItem
-    from mmcli.journal import JobOptions
 
 # Shared option types, so every task command spells them the same way.
 InputsArg = Annotated[Optional[list[str]], typer.Argument(
@@ -89,14 +88,12 @@ class BatchArgs:
     dry_run: DryRunOpt = False
     hash_inputs: HashInputsOpt = False
 
-    def job(self) -> JobOptions:
-        """The journal/lock/budget part, for mmcli.journal."""
-        from mmcli.journal import JobOptions
+    @property
+    def budget_s(self) -> float | None:
+        """``--max-duration`` in seconds (a bad value is a usage error)."""
+        from mmcli.journal import parse_duration
 
-        return JobOptions(journal=self.journal, resume=self.resume,
-                          retry_failed=self.retry_failed, lock=self.lock,
-                          max_duration=self.max_duration, dry_run=self.dry_run,
-                          hash_inputs=self.hash_inputs)
+        return parse_duration(self.max_duration) if self.max_duration else None
 
 
 def batch_options(command: Callable[..., None]) -> Callable[..., None]:
@@ -173,7 +170,6 @@ def run_batch(ctx: typer.Context, *, task: str, inputs: list[str] | None, model:
     from mmcli.tasks import task_module
 
     settings = settings_of(ctx)
-    job = batch.job()
     output_dir, shard = batch.output_dir, batch.shard
     mod = task_module(task)
     check_format(fmt, mod.FORMATS)
@@ -182,7 +178,7 @@ def run_batch(ctx: typer.Context, *, task: str, inputs: list[str] | None, model:
                          hint=f"pass files, folders, globs or - ; see `mmcli {task} --help`")
     if batch.skip_existing and output_dir is None:
         raise UsageError("--skip-existing needs --output-dir")
-    budget = job.budget_s
+    budget = batch.budget_s
     if items is None:
         items = inputs_mod.discover(inputs or [], set(mod.KINDS), stdin=stdin_stream(),  # type: ignore[arg-type]
                                     stdin_bytes=mod.STDIN_BYTES,
@@ -192,20 +188,20 @@ def run_batch(ctx: typer.Context, *, task: str, inputs: list[str] | None, model:
         items = [i for i in items if inputs_mod.in_shard(i.display, parts)]
     if output_dir is not None:
         inputs_mod.mark_collisions(items)  # one sidecar per input: never overwrite another's
-    journal_path = job.journal or (output_dir / JOURNAL_NAME if output_dir else None)
-    lock_path = job.lock or (journal_path.parent / LOCK_NAME if journal_path else None)
+    journal_path = batch.journal or (output_dir / JOURNAL_NAME if output_dir else None)
+    lock_path = batch.lock or (journal_path.parent / LOCK_NAME if journal_path else None)
     loaded = manifest.load(settings.models_file)
     opt_hash = options_hash(options, fmt)
     with JobLock(lock_path) if lock_path else _nolock():
         journal = Journal.open(journal_path) if journal_path else None
-        if journal is not None and not job.resume:
+        if journal is not None and not batch.resume:
             journal.state.clear()  # --no-resume: redo everything, keep appending
-        if job.dry_run:
-            _dry_run(items, resolve.plan(model, task, loaded), journal, job, opt_hash)
+        if batch.dry_run:
+            _dry_run(items, resolve.plan(model, task, loaded), journal, batch, opt_hash)
             raise typer.Exit(0)
         resolved = resolve.resolve(model, task, loaded, settings, mmproj=mmproj, decoder=decoder)
         mid = resolve.model_id(resolved.info)
-        key = (lambda item: item_key(item, mid, opt_hash, job.hash_inputs))  # noqa: E731
+        key = (lambda item: item_key(item, mid, opt_hash, batch.hash_inputs))  # noqa: E731
         process = mod.processor(resolved, settings, options)
         writer = Writer(fmt, mod.render, output=output, output_dir=output_dir,
                         suffix=suffix or mod.suffix(fmt),
@@ -216,11 +212,11 @@ def run_batch(ctx: typer.Context, *, task: str, inputs: list[str] | None, model:
                 items, process, lambda item, info: mod.error_record(item, info, resolved),
                 writer, settings, skip_existing=batch.skip_existing,
                 job=batch_mod.Job(journal=journal, key=key if journal else None,
-                                  budget_s=budget, retry_failed=job.retry_failed))
+                                  budget_s=budget, retry_failed=batch.retry_failed))
     raise typer.Exit(int(summary.exit_code))
 
 
-def _dry_run(items: list, planned: tuple, journal: object, job: JobOptions,
+def _dry_run(items: list, planned: tuple, journal: object, job: BatchArgs,
              opt_hash: str) -> None:
     """Print what a run would do, without loading (or downloading) any model."""
     from mmcli.resolve import model_id
