@@ -5,6 +5,7 @@ Command modules are imported here (they are thin and never import an engine), so
 """
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -21,6 +22,7 @@ class MmcliGroup(TyperGroup):
     """Turns MmcliError into a one-line message + hint + exit code: the only place that does."""
 
     def invoke(self, ctx: Any) -> Any:  # typer's vendored click.Context
+        previous = _on_sigterm(_terminate)
         try:
             return super().invoke(ctx)
         except MmcliError as exc:
@@ -49,7 +51,32 @@ class MmcliGroup(TyperGroup):
         finally:
             from mmcli import engines
 
+            # Every output is written and journaled by now: a late SIGTERM must not turn a
+            # finished run into a signal death (or interrupt llama.cpp's close()).
+            _on_sigterm(signal.SIG_IGN)
             engines.close_all()
+            if not _PROCESS:
+                _on_sigterm(previous)  # in-process use (tests, library): leave signals as found
+
+
+# True in the console script: the process ends after one command, so SIGTERM stays ignored
+# through interpreter shutdown instead of being restored to "die with -15".
+_PROCESS = False
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM while a command runs: unwind like Ctrl-C (batch summary, exit 143)."""
+    from mmcli.batch import Terminated
+
+    raise Terminated()
+
+
+def _on_sigterm(handler: Any) -> Any:
+    """Install a SIGTERM handler; returns the previous one (None off the main thread)."""
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals to the host program
+        return None
 
 
 def _debug(ctx: Any) -> bool:
@@ -116,4 +143,6 @@ _register()
 
 def run() -> None:
     """Console-script entry point."""
+    global _PROCESS
+    _PROCESS = True
     app(prog_name="mmcli")

@@ -207,12 +207,12 @@ def run_batch(ctx: typer.Context, *, task: str, inputs: list[str] | None, model:
                         suffix=suffix or mod.suffix(fmt),
                         many=len(items) > 1 or len(inputs or []) > 1,
                         files=getattr(mod, "files", None))
-        with _sigterm_raises():
-            summary = batch_mod.run(
-                items, process, lambda item, info: mod.error_record(item, info, resolved),
-                writer, settings, skip_existing=batch.skip_existing,
-                job=batch_mod.Job(journal=journal, key=key if journal else None,
-                                  budget_s=budget, retry_failed=batch.retry_failed))
+        # SIGTERM raises Terminated here (installed by the app for the whole command).
+        summary = batch_mod.run(
+            items, process, lambda item, info: mod.error_record(item, info, resolved),
+            writer, settings, skip_existing=batch.skip_existing,
+            job=batch_mod.Job(journal=journal, key=key if journal else None,
+                              budget_s=budget, retry_failed=batch.retry_failed))
     raise typer.Exit(int(summary.exit_code))
 
 
@@ -251,26 +251,3 @@ class _nolock:
 
     def __exit__(self, *exc: object) -> None:
         return None
-
-
-class _sigterm_raises:
-    """While a batch runs, SIGTERM abandons the current input like Ctrl-C (exit 143)."""
-
-    def __enter__(self) -> None:
-        import signal
-
-        from mmcli.batch import Terminated
-
-        def handler(signum: int, frame: object) -> None:
-            raise Terminated()
-
-        try:
-            self.previous = signal.signal(signal.SIGTERM, handler)
-        except ValueError:  # not the main thread (library use): leave signals alone
-            self.previous = None
-
-    def __exit__(self, *exc: object) -> None:
-        import signal
-
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)

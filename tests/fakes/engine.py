@@ -24,6 +24,7 @@ class FakeEngine:
     @classmethod
     def load(cls, model: ResolvedModel, settings: Settings) -> FakeEngine:
         cls.loads += 1
+        _pause("load")
         return cls(model)
 
     def describe(self, data: bytes, upper: bool = False) -> str:
@@ -34,4 +35,15 @@ class FakeEngine:
         return text.upper() if upper else text
 
     def close(self) -> None:
+        _pause("close")
         self.closed = True
+
+
+def _pause(stage: str) -> None:
+    """FAKE_PAUSE=stage:marker-file: touch the marker, then sleep, so a test can signal the
+    process exactly while it loads or closes the model."""
+    spec = os.environ.get("FAKE_PAUSE", "")
+    if spec.startswith(stage + ":"):
+        with open(spec.split(":", 1)[1], "w"):
+            pass
+        time.sleep(3)

@@ -11,6 +11,7 @@ from tests.fakes.fixtures import install
 
 if __name__ == "__main__":
     install()
-    from mmcli.cli.app import app
+    from mmcli.cli import app as app_module
 
-    app(args=sys.argv[1:], prog_name="mmcli")
+    app_module._PROCESS = True  # a whole process, like the console script
+    app_module.app(args=sys.argv[1:], prog_name="mmcli")
