@@ -15,7 +15,7 @@ from typing import Any
 from mmcli import batch, inputs, manifest, resolve
 from mmcli.errors import InputError, MmcliError
 from mmcli.records import ErrorInfo, Record
-from mmcli.resolve import ResolvedModel
+from mmcli.records import ResolvedModel
 from mmcli.settings import Settings
 from mmcli.tasks import task_module
 

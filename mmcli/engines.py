@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from mmcli.errors import EngineMissingError
 
 if TYPE_CHECKING:
-    from mmcli.resolve import ResolvedModel
+    from mmcli.records import ResolvedModel
     from mmcli.settings import Settings
 
 TASKS = ("caption", "vqa", "transcribe", "speak", "segment", "chat")

@@ -9,9 +9,13 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mmcli.errors import MmcliError
+
+if TYPE_CHECKING:
+    from mmcli.manifest import ModelEntry
 
 
 def internal(default: Any = None) -> Any:
@@ -28,6 +32,19 @@ class ModelInfo:
     source: str  # "repo:org/name", "url", "package:dist", "path:/x"
     revision: str | None = None
     sha256: str | None = None
+
+
+@dataclass
+class ResolvedModel:
+    """A model whose files exist locally, ready for an engine to load (a plain value)."""
+
+    name: str
+    engine: str
+    tasks: tuple[str, ...]
+    files: dict[str, Path]
+    info: ModelInfo
+    options: dict[str, Any] = field(default_factory=dict)
+    entry: ModelEntry | None = None
 
 
 @dataclass

@@ -9,29 +9,15 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mmcli.errors import ModelUnavailableError, UsageError
 from mmcli.manifest import Manifest, ModelEntry
-from mmcli.records import ModelInfo
+from mmcli.records import ModelInfo, ResolvedModel
 from mmcli.settings import Settings, cache_dir, hf_hub_cache
 
 STATUS_LOCAL = ("bundled", "local", "cached")
-
-
-@dataclass
-class ResolvedModel:
-    """A model whose files exist locally, ready for an engine to load."""
-
-    name: str
-    engine: str
-    tasks: tuple[str, ...]
-    files: dict[str, Path]
-    info: ModelInfo
-    options: dict[str, Any] = field(default_factory=dict)
-    entry: ModelEntry | None = None
 
 
 def package_dir(package: str) -> Path | None:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from mmcli import engines
-from mmcli.resolve import ResolvedModel
+from mmcli.records import ResolvedModel
 from mmcli.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -27,7 +27,7 @@ from llama_cpp import Llama
 from mmcli.backends import mtmd
 from mmcli.backends.textstream import TextStream
 from mmcli.errors import InputError, ModelUnavailableError, UsageError
-from mmcli.resolve import ResolvedModel
+from mmcli.records import ResolvedModel
 from mmcli.settings import Settings
 
 DEFAULT_N_CTX_TEXT = 2048

@@ -27,7 +27,7 @@ from piper.voice import AudioChunk
 
 from mmcli.errors import EngineMissingError, NotAvailableError, UsageError
 from mmcli.outputs import atomic_write
-from mmcli.resolve import ResolvedModel
+from mmcli.records import ResolvedModel
 from mmcli.settings import Settings, cache_dir
 
 NOISE_PREFIX = "mmcli_noise_"

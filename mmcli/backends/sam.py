@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from mmcli.errors import ConfigError, EngineMissingError, ModelUnavailableError
-from mmcli.resolve import ResolvedModel
+from mmcli.records import ResolvedModel
 from mmcli.settings import Settings
 
 # SAM's pixel statistics (ImageNet mean/std on the 0-255 scale).

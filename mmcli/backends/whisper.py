@@ -19,7 +19,7 @@ from faster_whisper import BatchedInferencePipeline, WhisperModel, decode_audio
 from faster_whisper.transcribe import Segment, TranscriptionInfo
 
 from mmcli.errors import EngineMissingError, InputError, NotAvailableError, UsageError
-from mmcli.resolve import ResolvedModel
+from mmcli.records import ResolvedModel
 from mmcli.settings import Settings
 
 SAMPLE_RATE = 16_000

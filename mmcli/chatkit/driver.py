@@ -16,7 +16,7 @@ from mmcli.chatkit import transcript
 from mmcli.chatkit.session import ChatSession
 from mmcli.chatkit.speak import Speaker
 from mmcli.errors import MmcliError, UsageError
-from mmcli.resolve import ResolvedModel
+from mmcli.records import ResolvedModel
 from mmcli.tasks.chat import ChatRecord
 
 HELP = """\

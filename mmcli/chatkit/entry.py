@@ -17,7 +17,7 @@ from mmcli.chatkit.modes import StreamPrinter, oneshot, scripted
 from mmcli.chatkit.session import ChatSession
 from mmcli.chatkit.speak import Speaker
 from mmcli.errors import UsageError
-from mmcli.resolve import ResolvedModel
+from mmcli.records import ResolvedModel
 from mmcli.settings import Settings
 from mmcli.tasks.chat import Options
 

@@ -16,7 +16,7 @@ from mmcli.chatkit.attachments import Attachment
 from mmcli.chatkit.bridge import Bridge
 from mmcli.chatkit.conversation import Conversation, Message, PrefixCheck, Turn, fit
 from mmcli.records import Timings
-from mmcli.resolve import ResolvedModel
+from mmcli.records import ResolvedModel
 from mmcli.settings import Settings
 from mmcli.tasks.chat import AttachmentInfo, ChatRecord, Options, Usage
 

@@ -10,7 +10,7 @@ from mmcli.errors import UsageError
 from mmcli.inputs import InputItem
 from mmcli.outputs import default_render
 from mmcli.records import ErrorInfo, Record
-from mmcli.resolve import ResolvedModel
+from mmcli.records import ResolvedModel
 from mmcli.settings import Settings
 from mmcli.tasks.vision import (
     FORMATS,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from mmcli.inputs import InputItem
 from mmcli.outputs import default_render
 from mmcli.records import ErrorInfo, Record
-from mmcli.resolve import ResolvedModel
+from mmcli.records import ResolvedModel
 from mmcli.settings import Settings
 
 KINDS = frozenset({"image", "audio", "text"})

@@ -19,7 +19,7 @@ from mmcli.inputs import InputItem
 from mmcli.journal import not_in_key
 from mmcli.outputs import atomic_write
 from mmcli.records import ErrorInfo, Record, Timings, internal
-from mmcli.resolve import ResolvedModel
+from mmcli.records import ResolvedModel
 from mmcli.settings import Settings
 
 KINDS = frozenset({"image"})

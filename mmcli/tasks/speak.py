@@ -20,7 +20,7 @@ from mmcli.errors import InputError, UsageError
 from mmcli.inputs import InputItem
 from mmcli.outputs import default_render
 from mmcli.records import ErrorInfo, Record, Timings, internal
-from mmcli.resolve import ResolvedModel
+from mmcli.records import ResolvedModel
 from mmcli.settings import Settings
 
 KINDS = frozenset({"text"})

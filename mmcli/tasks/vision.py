@@ -14,7 +14,7 @@ from mmcli import engines
 from mmcli.errors import UsageError
 from mmcli.inputs import InputItem
 from mmcli.records import Record, Timings
-from mmcli.resolve import ResolvedModel
+from mmcli.records import ResolvedModel
 from mmcli.settings import Settings
 
 KINDS = frozenset({"image"})

@@ -7,7 +7,7 @@ import os
 import time
 
 from mmcli.errors import InputError
-from mmcli.resolve import ResolvedModel
+from mmcli.records import ResolvedModel
 from mmcli.settings import Settings
 
 

@@ -10,7 +10,7 @@ from mmcli import engines
 from mmcli.inputs import InputItem
 from mmcli.outputs import default_render
 from mmcli.records import ErrorInfo, Record, Timings
-from mmcli.resolve import ResolvedModel
+from mmcli.records import ResolvedModel
 from mmcli.settings import Settings
 
 KINDS = frozenset({"image", "audio", "text"})
