@@ -3,6 +3,8 @@
     from mmcli import api
     for record in api.run("transcribe", ["talk.mp3"]):
         print(record.to_dict())
+
+``api.stream`` yields every event (text deltas, transcript segments, audio chunks) as well.
 """
 
 from __future__ import annotations
@@ -12,12 +14,11 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from mmcli import batch, inputs, manifest, resolve
-from mmcli.errors import InputError, MmcliError
-from mmcli.records import ErrorInfo, Record
-from mmcli.records import ResolvedModel
+from mmcli import batch, inputs, manifest, resolve, tasks
+from mmcli.errors import UsageError
+from mmcli.events import AudioChunk, Done, TaskEvent
+from mmcli.records import Record, ResolvedModel
 from mmcli.settings import Settings
-from mmcli.tasks import task_module
 
 
 def load_model(task: str, model: str | None = None, settings: Settings | None = None,
@@ -27,9 +28,10 @@ def load_model(task: str, model: str | None = None, settings: Settings | None = 
     return resolve.resolve(model, task, manifest.load(settings.models_file), settings)
 
 
-def run(task: str, sources: list[str | Path | bytes], model: str | ResolvedModel | None = None,
-        *, settings: Settings | None = None, **options: Any) -> Iterator[Record]:
-    """Run ``task`` on paths (files, folders, globs) or raw bytes; yield typed records.
+def stream(task: str, sources: list[str | Path | bytes],
+           model: str | ResolvedModel | None = None, *, settings: Settings | None = None,
+           **options: Any) -> Iterator[TaskEvent]:
+    """Run ``task`` on paths (files, folders, globs) or raw bytes; yield its events.
 
     Args:
         task: caption, vqa, transcribe, speak, segment or chat.
@@ -38,32 +40,56 @@ def run(task: str, sources: list[str | Path | bytes], model: str | ResolvedModel
         settings: global settings (offline, device, threads); default from the environment.
         **options: fields of the task's ``Options`` dataclass.
     Returns:
-        An iterator of records; failed inputs are records with ``error`` set.
+        ``mmcli.events`` events per input, each input's ending in ``Done(record)``; failed
+        inputs are records with ``error`` set.
+    Raises:
+        UsageError: an unknown task or option.
     """
     settings = settings or Settings.from_env()
-    mod = task_module(task)
-    known = {f.name for f in fields(mod.Options)}
-    unknown = set(options) - known
+    if task not in tasks.NAMES:
+        raise UsageError(f"unknown task {task!r}", hint=f"one of {', '.join(tasks.NAMES)}")
+    spec = tasks.get(task)
+    unknown = set(options) - {f.name for f in fields(spec.options_type)}  # type: ignore[arg-type]
     if unknown:
-        raise MmcliError(f"unknown option(s) for {task}: {', '.join(sorted(unknown))}")
+        raise UsageError(f"unknown option(s) for {task}: {', '.join(sorted(unknown))}")
+    opts = spec.options_type(**options)
     resolved = model if isinstance(model, ResolvedModel) else load_model(task, model, settings)
-    process = mod.processor(resolved, settings, mod.Options(**options))
+    process = spec.processor(resolved, settings, opts)
     items: list[inputs.InputItem] = []
     for src in sources:
         if isinstance(src, bytes):
             items.append(inputs.InputItem(display="<bytes>", path=None, rel=Path("bytes"),
                                           data=src))
         else:
-            items.extend(inputs.discover([str(src)], set(mod.KINDS)))
-    for item in items:
-        try:
-            if item.error:
-                raise InputError(item.error)
-            yield from process(item)
-        except InputError as exc:
-            yield mod.error_record(item, ErrorInfo.from_exception(exc), resolved)
-        except (OSError, ValueError, RuntimeError) as exc:
-            yield mod.error_record(item, ErrorInfo.from_exception(exc), resolved)
+            items.extend(inputs.discover([str(src)], set(spec.kinds)))
+    for item in spec.group(items, opts):
+        yield from batch.guarded(item, process,
+                                 lambda it, info: spec.error_record(it, info, resolved))
 
 
-__all__ = ["run", "load_model", "batch"]
+def run(task: str, sources: list[str | Path | bytes], model: str | ResolvedModel | None = None,
+        *, settings: Settings | None = None, **options: Any) -> Iterator[Record]:
+    """Like ``stream``, but only the records (one per input, or per question for vqa)."""
+    for event in stream(task, sources, model, settings=settings, **options):
+        if isinstance(event, Done):
+            yield event.record
+
+
+def speak(text: str, model: str | ResolvedModel | None = None, *,
+          settings: Settings | None = None, **options: Any) -> tuple[Record, bytes]:
+    """Speak one text: its ``SpeechRecord`` and the WAV bytes (``b""`` when it failed)."""
+    from mmcli.audio import wav_bytes
+
+    pcm: list[bytes] = []
+    rate, record = 0, None
+    for event in stream("speak", [text.encode("utf-8")], model, settings=settings, **options):
+        if isinstance(event, AudioChunk):
+            pcm.append(event.pcm)
+            rate = event.sample_rate
+        elif isinstance(event, Done):
+            record = event.record
+    assert record is not None  # every input ends in a Done record
+    return record, (wav_bytes(b"".join(pcm), rate) if record.ok and rate else b"")
+
+
+__all__ = ["run", "stream", "speak", "load_model"]

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from mmcli import console
 from mmcli.errors import ExitCode, InputError, MmcliError
+from mmcli.events import Done, TaskEvent
 from mmcli.inputs import InputItem
 from mmcli.journal import Journal
 from mmcli.outputs import Writer, sidecar_path
 from mmcli.records import ErrorInfo, Record
 from mmcli.settings import Settings
 
-Process = Callable[[InputItem], Iterable[Record]]
+Process = Callable[[InputItem], Iterator[TaskEvent]]
 ErrorRecord = Callable[[InputItem, ErrorInfo], Record]
 
 
@@ -66,7 +67,7 @@ def run(items: list[InputItem], process: Process, error_record: ErrorRecord, wri
 
     Args:
         items: the discovered inputs (items with ``error`` set fail without processing).
-        process: item -> records (a generator, so output streams).
+        process: item -> events ending in Done records (a generator, so output streams).
         error_record: builds the task's record for a failed item.
         writer: where records go.
         settings: global settings (quiet, debug).
@@ -113,28 +114,51 @@ def _skip(item: InputItem, writer: Writer, job: Job, skip_existing: bool) -> boo
     return state == "done" or (state == "failed" and not job.retry_failed)
 
 
-def _one(item: InputItem, process: Process, error_record: ErrorRecord, writer: Writer,
-         settings: Settings, summary: Summary, job: Job) -> None:
-    first_output = len(writer.written)
-    failure: str | None = None
+def guarded(item: InputItem, process: Process, error_record: ErrorRecord, *,
+            debug: bool = False) -> Iterator[TaskEvent]:
+    """The events of one input, the per-input loop that ``run`` and ``mmcli.api`` share.
+
+    A failure of this input (bad file, engine error on it) ends its events with
+    ``Done(error record)``; failures that concern the whole run (model unavailable, usage,
+    a closed stdout) propagate.
+    """
     try:
         if item.error is not None:
             raise InputError(item.error)
-        records: Iterator[Record] = iter(process(item))
-        for record in records:
-            writer.write(record, item)
-            if record.error is not None:
-                failure = record.error.message
-                console.error(f"{item.display}: {record.error.message}")
+        yield from process(item)
     except MmcliError as exc:
         if not isinstance(exc, InputError):
             raise  # concerns the whole batch (model unavailable, usage): stop here
-        failure = _fail(item, exc, error_record, writer, settings)
+        yield Done(_failed(item, exc, error_record, debug))
     except BrokenPipeError:
         raise  # stdout's reader left (`| head`): the whole run ends, not this input
     except (OSError, ValueError, RuntimeError) as exc:
         # Engines and decoders raise these on bad content; the batch must go on.
-        failure = _fail(item, exc, error_record, writer, settings)
+        yield Done(_failed(item, exc, error_record, debug))
+
+
+def _failed(item: InputItem, exc: BaseException, error_record: ErrorRecord,
+            debug: bool) -> Record:
+    if debug:
+        traceback.print_exc()
+    return error_record(item, ErrorInfo.from_exception(exc))
+
+
+def _one(item: InputItem, process: Process, error_record: ErrorRecord, writer: Writer,
+         settings: Settings, summary: Summary, job: Job) -> None:
+    first_output = len(writer.written)
+    failure: str | None = None
+    for event in guarded(item, process, error_record, debug=settings.debug):
+        if not isinstance(event, Done):
+            writer.event(event, item)
+            continue
+        record = event.record
+        if record.error is not None:
+            failure = record.error.message
+            message = failure if failure.startswith(item.display) else \
+                f"{item.display}: {failure}"
+            console.error(message)
+        writer.write(record, item)
     if failure is None:
         summary.done += 1
     else:
@@ -143,15 +167,3 @@ def _one(item: InputItem, process: Process, error_record: ErrorRecord, writer: W
         # After the outputs were renamed into place: "done" always means the files exist.
         job.journal.append(job.key(item), item, "failed" if failure else "done",
                            writer.written[first_output:], failure)
-
-
-def _fail(item: InputItem, exc: BaseException, error_record: ErrorRecord, writer: Writer,
-          settings: Settings) -> str:
-    if settings.debug:
-        traceback.print_exc()
-    info = ErrorInfo.from_exception(exc)
-    message = info.message if info.message.startswith(item.display) else \
-        f"{item.display}: {info.message}"
-    console.error(message)
-    writer.write(error_record(item, info), item)
-    return info.message

@@ -74,6 +74,7 @@ class InputItem:
         rel: path relative to the argument it came from; output-dir sidecars mirror it.
         data: the bytes, for stdin input.
         error: why the item cannot be processed (missing, unreadable) - reported per input.
+        parts: the inputs of a group processed as one unit (``vqa --together``), else empty.
     """
 
     display: str
@@ -81,6 +82,15 @@ class InputItem:
     rel: Path
     data: bytes | None = None
     error: str | None = None
+    parts: tuple[InputItem, ...] = ()
+
+    @classmethod
+    def group(cls, items: list[InputItem]) -> InputItem:
+        """One unit of work made of ``items`` (the first failed part fails the group)."""
+        error = next((f"{i.display}: {i.error}" if not i.error.startswith(i.display)
+                      else i.error for i in items if i.error), None)
+        return cls(display=" + ".join(i.display for i in items), path=None,
+                   rel=Path("together"), error=error, parts=tuple(items))
 
     def read_bytes(self) -> bytes:
         """The content (stdin bytes or the file's)."""

@@ -39,7 +39,9 @@ def parse_duration(text: str) -> float:
 
 def input_key(item: InputItem, model_id: str, options_hash: str, hash_inputs: bool) -> str:
     """Identity of one unit of work: the input's identity + model + output-changing options."""
-    if item.path is None:
+    if item.parts:  # a group (vqa --together): the identities of its parts, in order
+        ident = "group:" + "|".join(input_key(p, "", "", hash_inputs) for p in item.parts)
+    elif item.path is None:
         ident = "bytes:" + hashlib.sha256(item.read_bytes()).hexdigest()
     elif hash_inputs:
         ident = "sha256:" + hashlib.sha256(item.path.read_bytes()).hexdigest()

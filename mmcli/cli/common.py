@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional, get_type_hints
 
 import typer
 
-from mmcli.errors import NotAvailableError, UsageError
+from mmcli.errors import UsageError
 from mmcli.settings import Settings
 
 if TYPE_CHECKING:  # imported lazily: --help must not pay for hashlib/glob
@@ -135,28 +135,10 @@ def stdin_stream() -> object:
     return getattr(sys.stdin, "buffer", sys.stdin)
 
 
-def add_not_available(app: typer.Typer, task: str, help_text: str) -> None:
-    """Register ``task`` as a command that says it is not available yet (exit 2)."""
-    app.command(task, help=f"{help_text} (not available yet)",
-                context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-                )(not_available(task))
-
-
-def not_available(task: str) -> Callable[..., None]:
-    """A command body for a task whose engine has not landed: exit 2 with a plain message."""
-
-    def command(ctx: typer.Context) -> None:
-        raise NotAvailableError(f"'mmcli {task}' is not available yet in this version",
-                                hint="see the README's roadmap; `mmcli models list` works today")
-
-    command.__doc__ = f"{task} (not available yet)."
-    return command
-
-
 def run_batch(ctx: typer.Context, *, task: str, inputs: list[str] | None, model: str | None,
               fmt: str, output: Path | None, batch: BatchArgs, options: object,
-              suffix: str | None = None, mmproj: Path | None = None,
-              decoder: Path | None = None, items: list[InputItem] | None = None) -> None:
+              mmproj: Path | None = None, decoder: Path | None = None,
+              items: list[InputItem] | None = None) -> None:
     """The whole life of a batch command: resolve the model, discover inputs, stream records.
 
     Exits with the batch's exit code (0 all ok, 1 some failed). Errors that concern the whole
@@ -164,28 +146,29 @@ def run_batch(ctx: typer.Context, *, task: str, inputs: list[str] | None, model:
     """
     from mmcli import batch as batch_mod
     from mmcli import inputs as inputs_mod
-    from mmcli import manifest, resolve
+    from mmcli import manifest, resolve, tasks
     from mmcli.journal import JOURNAL_NAME, LOCK_NAME, JobLock, Journal, options_hash
     from mmcli.outputs import Writer
-    from mmcli.tasks import task_module
 
     settings = settings_of(ctx)
-    output_dir, shard = batch.output_dir, batch.shard
-    mod = task_module(task)
-    check_format(fmt, mod.FORMATS)
+    output_dir = batch.output_dir
+    spec = tasks.get(task)
+    check_format(fmt, spec.formats)
+    spec.check(fmt, options, output_dir=output_dir is not None)
     if not inputs and not items:
         raise UsageError(f"no inputs given to 'mmcli {task}'",
                          hint=f"pass files, folders, globs or - ; see `mmcli {task} --help`")
     if batch.skip_existing and output_dir is None:
         raise UsageError("--skip-existing needs --output-dir")
     budget = batch.budget_s
+    shard = inputs_mod.parse_shard(batch.shard)
     if items is None:
-        items = inputs_mod.discover(inputs or [], set(mod.KINDS), stdin=stdin_stream(),  # type: ignore[arg-type]
-                                    stdin_bytes=mod.STDIN_BYTES,
-                                    shard=inputs_mod.parse_shard(shard))
+        items = inputs_mod.discover(inputs or [], set(spec.kinds), stdin=stdin_stream(),  # type: ignore[arg-type]
+                                    stdin_bytes=spec.stdin_bytes, shard=shard)
     else:  # pre-built by the command (speak's texts and lines): same shard rule
-        parts = inputs_mod.parse_shard(shard)
-        items = [i for i in items if inputs_mod.in_shard(i.display, parts)]
+        items = [i for i in items if inputs_mod.in_shard(i.display, shard)]
+    many = len(items) > 1 or len(inputs or []) > 1
+    items = spec.group(items, options)
     if output_dir is not None:
         inputs_mod.mark_collisions(items)  # one sidecar per input: never overwrite another's
     journal_path = batch.journal or (output_dir / JOURNAL_NAME if output_dir else None)
@@ -199,17 +182,17 @@ def run_batch(ctx: typer.Context, *, task: str, inputs: list[str] | None, model:
         if batch.dry_run:
             _dry_run(items, resolve.plan(model, task, loaded), journal, batch, opt_hash)
             raise typer.Exit(0)
+        # Before the model: a refused destination (WAV to a terminal) costs no load.
+        writer = Writer(fmt, spec.render, output=output, output_dir=output_dir,
+                        suffix=spec.suffix(fmt), many=many,
+                        files=spec.files, audio=spec.audio(options))
         resolved = resolve.resolve(model, task, loaded, settings, mmproj=mmproj, decoder=decoder)
         mid = resolve.model_id(resolved.info)
         key = (lambda item: item_key(item, mid, opt_hash, batch.hash_inputs))  # noqa: E731
-        process = mod.processor(resolved, settings, options)
-        writer = Writer(fmt, mod.render, output=output, output_dir=output_dir,
-                        suffix=suffix or mod.suffix(fmt),
-                        many=len(items) > 1 or len(inputs or []) > 1,
-                        files=getattr(mod, "files", None))
+        process = spec.processor(resolved, settings, options)
         # SIGTERM raises Terminated here (installed by the app for the whole command).
         summary = batch_mod.run(
-            items, process, lambda item, info: mod.error_record(item, info, resolved),
+            items, process, lambda item, info: spec.error_record(item, info, resolved),
             writer, settings, skip_existing=batch.skip_existing,
             job=batch_mod.Job(journal=journal, key=key if journal else None,
                               budget_s=budget, retry_failed=batch.retry_failed))

@@ -76,10 +76,8 @@ def segment(
     Coordinates are pixels of the original image. Masks come out as COCO RLE in JSON, as
     8-bit PNGs (--format png --output-dir DIR), as polygons, and as an --overlay picture.
     """
-    from mmcli.tasks.segment import BOX_FORM, POINT_FORM, Options, check
+    from mmcli.tasks.segment import BOX_FORM, POINT_FORM, Options
 
-    if (fmt == "png" or overlay) and batch.output_dir is None:
-        raise UsageError("--format png and --overlay write pictures and need --output-dir DIR")
     options = Options(
         points=[parse_numbers(p, 2, "--point", POINT_FORM) for p in point or []],  # type: ignore[misc]
         neg_points=[parse_numbers(p, 2, "--neg-point", POINT_FORM)  # type: ignore[misc]
@@ -89,7 +87,6 @@ def segment(
         pred_iou_thresh=pred_iou_thresh, stability_thresh=stability_thresh,
         nms_thresh=nms_thresh, min_area=min_area, overlay=overlay, polygons=fmt == "polygon",
         embeddings_cache=str(embeddings_cache) if embeddings_cache else None)
-    check(options)
     common.run_batch(ctx, task="segment", inputs=inputs, model=model, fmt=fmt, output=output,
                      batch=batch, options=options, decoder=decoder)
 

@@ -1,6 +1,5 @@
 """``mmcli transcribe`` and ``mmcli speak``: parse options, hand them to the batch driver."""
 
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -49,16 +48,9 @@ def transcribe(
     """Transcribe (or translate) speech in audio and video files with faster-whisper."""
     from mmcli.tasks.transcribe import Options
 
-    if task not in ("transcribe", "translate"):
-        raise UsageError(f"--task {task!r} is not transcribe or translate")
-    if fmt == "all" and batch.output_dir is None:
-        raise UsageError("--format all writes one file per format; it needs --output-dir")
-    stream = (fmt == "text" and output is None and batch.output_dir is None and sys.stdout.isatty()
-              and len(inputs or []) == 1 and not Path((inputs or ["-"])[0]).is_dir())
     options = Options(language=language, task=task, beam_size=beam_size, vad=vad,
                       word_timestamps=word_timestamps, initial_prompt=initial_prompt,
-                      temperature=temperature, compute_type=compute_type, batch_size=batch_size,
-                      stream=stream)
+                      temperature=temperature, compute_type=compute_type, batch_size=batch_size)
     common.run_batch(ctx, task="transcribe", inputs=inputs, model=model, fmt=fmt, output=output,
                      batch=batch, options=options)
 
@@ -133,10 +125,6 @@ def _sink(count: int, fmt: str, output: Path | None, output_dir: Path | None, ra
                          hint="add -o FILE, --output-dir DIR or --play")
     if raw:
         return "raw"
-    if sys.stdout.isatty():
-        raise UsageError("refusing to write WAV audio to a terminal",
-                         hint="pass -o FILE, --play, --output-dir DIR, or redirect: "
-                              "mmcli speak \"…\" > speech.wav")
     if count > 1:
         raise UsageError("one WAV on stdout cannot hold several texts",
                          hint="use --output-dir DIR, or --raw to stream them one after another")

@@ -49,12 +49,11 @@ def caption(
     mmcli caption photo.jpg; mmcli caption -d short -f jsonl photos/;
     mmcli caption photos/ --output-dir photos/ (writes photo.jpg.txt next to each photo).
     """
-    from mmcli.tasks.caption import Options, prompt_for
+    from mmcli.tasks.caption import Options
 
     options = Options(detail=detail, prompt=prompt, max_tokens=max_tokens,
                       temperature=temperature, seed=seed, max_side=max_side,
                       gpu_layers=gpu_layers)
-    prompt_for(options)  # a bad --detail is a usage error before anything loads
     common.run_batch(ctx, task="caption", inputs=inputs, model=model, fmt=fmt, output=output,
                      batch=batch, options=options, mmproj=mmproj)
 
@@ -84,7 +83,8 @@ def vqa(
     """Answer questions about images: mmcli vqa photo.jpg -q "How many people?".
 
     Every -q is asked of every image (one record each); --questions FILE.jsonl pairs images
-    with their own questions; --together asks about all images at once.
+    with their own questions; --together asks about all images at once (one unit of work:
+    --journal, --dry-run, --lock and --max-duration apply to it as to any input).
     """
     from mmcli.tasks import vqa as task
 
@@ -92,38 +92,8 @@ def vqa(
                            temperature=temperature, seed=seed, max_side=max_side,
                            gpu_layers=gpu_layers, together=together)
     inputs = task.prepare(options, inputs, questions)
-    if together:
-        _together(ctx, inputs, model, mmproj, options, fmt, output, batch.output_dir)
-        return
     common.run_batch(ctx, task="vqa", inputs=inputs, model=model, fmt=fmt, output=output,
                      batch=batch, options=options, mmproj=mmproj)
-
-
-def _together(ctx: typer.Context, inputs: list[str], model: str | None, mmproj: Path | None,
-              options: object, fmt: str, output: Path | None, output_dir: Path | None) -> None:
-    """``vqa --together``: one prompt with every image; one record per question."""
-    from mmcli import inputs as inputs_mod
-    from mmcli import manifest, resolve
-    from mmcli.errors import UsageError
-    from mmcli.outputs import Writer
-    from mmcli.tasks import vqa as task
-
-    settings = common.settings_of(ctx)
-    common.check_format(fmt, task.FORMATS)
-    if output_dir is not None:
-        raise UsageError("--together gives one answer per question, not per image",
-                         hint="use -o FILE (or stdout) instead of --output-dir")
-    if not inputs:
-        raise UsageError("no images given to 'mmcli vqa --together'")
-    items = inputs_mod.discover(inputs, set(task.KINDS), stdin=common.stdin_stream(),  # type: ignore[arg-type]
-                                stdin_bytes=True)
-    resolved = resolve.resolve(model, "vqa", manifest.load(settings.models_file), settings,
-                               mmproj=mmproj)
-    assert isinstance(options, task.Options)
-    writer = Writer(fmt, task.render, output=output, many=len(options.questions) > 1)
-    for record in task.ask_together(resolved, settings, items, options):
-        writer.write(record)
-    writer.close()
 
 
 def register(app: typer.Typer) -> None:

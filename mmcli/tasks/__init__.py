@@ -1,36 +1,31 @@
 """Tasks: the library layer between commands and engines.
 
-Each task module ``mmcli.tasks.<task>`` provides the same names, so the CLI
-(``mmcli.cli.common.run_batch``) and the library API (``mmcli.api``) drive every task alike:
-
-- ``KINDS``: media kinds accepted (``{"audio", "video"}``…); ``STDIN_BYTES``: whether ``-``
-  may carry the media itself.
-- ``FORMATS``: the ``--format`` values; ``suffix(fmt)``: sidecar suffix for ``--output-dir``;
-  ``render(record, fmt)``: the text written for a record.
-- ``Options``: a dataclass of the task's options (defaults = the CLI defaults).
-- ``processor(model, settings, options)``: returns ``item -> Iterable[Record]``; it loads the
-  engine lazily with ``mmcli.engines.load`` on the first item (once per process).
-- ``error_record(item, info, model)``: the task's record for a failed input.
-- optional ``files(record, fmt) -> [(suffix, bytes | str)]``: the sidecars ``--output-dir``
-  writes for one record when that is not one text file (WAV audio, a PNG per mask, every
-  subtitle format for ``--format all``). Each is written atomically and journaled.
+``get(name)`` returns the task object (``mmcli.tasks.base.Task``) that the CLI
+(``mmcli.cli.common.run_batch``), the library API (``mmcli.api``) and the batch loop drive
+alike. Task modules are imported on first use; tests register fakes with ``register``.
 """
 
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-TASK_MODULES = {
-    "caption": "mmcli.tasks.caption",
-    "vqa": "mmcli.tasks.vqa",
-    "transcribe": "mmcli.tasks.transcribe",
-    "speak": "mmcli.tasks.speak",
-    "segment": "mmcli.tasks.segment",
-    "chat": "mmcli.tasks.chat",
-}
+if TYPE_CHECKING:
+    from mmcli.tasks.base import Task
+
+NAMES = ("caption", "vqa", "transcribe", "speak", "segment", "chat")
+_TARGETS = {name: f"mmcli.tasks.{name}:TASK" for name in NAMES}
 
 
-def task_module(task: str) -> ModuleType:
-    """Import the module of ``task`` (tests may point TASK_MODULES at a fake)."""
-    return importlib.import_module(TASK_MODULES[task])
+def get(name: str) -> Task[Any]:
+    """The task object of ``name`` (KeyError for an unknown task)."""
+    module, _, attr = _TARGETS[name].partition(":")
+    task: Task[Any] = getattr(importlib.import_module(module), attr)
+    return task
+
+
+def register(name: str, target: str) -> str | None:
+    """Point ``name`` at ``"module:ATTR"`` (a fake in tests); returns the previous target."""
+    previous = _TARGETS.get(name)
+    _TARGETS[name] = target
+    return previous

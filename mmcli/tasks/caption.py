@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from mmcli.errors import UsageError
+from mmcli.events import Done, TaskEvent
 from mmcli.inputs import InputItem
-from mmcli.outputs import default_render
-from mmcli.records import ErrorInfo, Record
 from mmcli.records import ResolvedModel
 from mmcli.settings import Settings
-from mmcli.tasks.vision import (
-    FORMATS,
-    KINDS,
-    STDIN_BYTES,
-    Session,
-    VisionOptions,
-    VisionRecord,
-    fill,
-    suffix_for,
-    timings,
-)
+from mmcli.tasks.base import Process, Task
+from mmcli.tasks.vision import Session, VisionOptions, VisionRecord, fill, timings
 
-__all__ = ["KINDS", "STDIN_BYTES", "FORMATS", "DETAILS", "Options", "CaptionRecord",
-           "suffix", "render", "processor", "error_record", "prompt_for"]
+__all__ = ["DETAILS", "Options", "CaptionRecord", "TASK", "prompt_for"]
 
 # --detail presets: the prompt and a max-token budget that fits it.
 DETAILS = {
@@ -34,13 +24,6 @@ DETAILS = {
     "detailed": ("Describe this image in detail in one paragraph: the subject, the setting, "
                  "colours, any text, and anything notable.", 400),
 }
-render = default_render
-
-
-def suffix(fmt: str) -> str:
-    """Sidecar suffix: ``photo.jpg.txt`` or ``photo.jpg.json``."""
-    return suffix_for(fmt)
-
 
 @dataclass
 class Options(VisionOptions):
@@ -77,27 +60,36 @@ def prompt_for(options: Options) -> tuple[str, int]:
     return (options.prompt or text), budget
 
 
-def processor(model: ResolvedModel, settings: Settings,
-              options: Options) -> Callable[[InputItem], Iterator[Record]]:
-    """``item -> [CaptionRecord]``; the model loads on the first item, once per process."""
-    prompt, budget = prompt_for(options)
-    session = Session(model, settings, options)
+class CaptionTask(Task[Options]):
+    """``caption``: images in, one ``CaptionRecord`` each (sidecar ``photo.jpg.txt``)."""
 
-    def process(item: InputItem) -> Iterator[Record]:
-        engine, load_s = session.engine()
-        start = time.perf_counter()
-        picture = session.picture(item)
-        decode_s = time.perf_counter() - start
-        answer = session.ask(engine, [picture], prompt, budget)
-        record = CaptionRecord(input=item.display, task="caption", model=model.info,
-                               device=engine.device, caption=answer.text,
-                               timings=timings(load_s, start, answer, decode_s))
-        fill(record, answer, prompt, picture)
-        yield record
+    name = "caption"
+    kinds = frozenset({"image"})
+    options_type = Options
+    record_type = CaptionRecord
 
-    return process
+    def check(self, fmt: str, options: Any, *, output_dir: bool) -> None:
+        """A bad ``--detail`` is a usage error before anything loads."""
+        prompt_for(options)
+
+    def processor(self, model: ResolvedModel, settings: Settings, options: Options) -> Process:
+        """``item -> Done(CaptionRecord)``; the model loads on the first item, once."""
+        prompt, budget = prompt_for(options)
+        session = Session(model, settings, options)
+
+        def process(item: InputItem) -> Iterator[TaskEvent]:
+            engine, load_s = session.engine()
+            start = time.perf_counter()
+            picture = session.picture(item)
+            decode_s = time.perf_counter() - start
+            answer = session.ask(engine, [picture], prompt, budget)
+            record = CaptionRecord(input=item.display, task="caption", model=model.info,
+                                   device=engine.device, caption=answer.text,
+                                   timings=timings(load_s, start, answer, decode_s))
+            fill(record, answer, prompt, picture)
+            yield Done(record)
+
+        return process
 
 
-def error_record(item: InputItem, info: ErrorInfo, model: ResolvedModel) -> Record:
-    """The record of an image that failed."""
-    return CaptionRecord(input=item.display, task="caption", model=model.info, error=info)
+TASK = CaptionTask()

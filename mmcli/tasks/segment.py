@@ -8,23 +8,21 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mmcli import console, engines
+from mmcli.atomic import atomic_write
 from mmcli.errors import InputError, UsageError
+from mmcli.events import Done, TaskEvent
 from mmcli.inputs import InputItem
 from mmcli.journal import not_in_key
-from mmcli.outputs import atomic_write
-from mmcli.records import ErrorInfo, Record, Timings, internal
-from mmcli.records import ResolvedModel
+from mmcli.records import Record, ResolvedModel, Timings, internal
 from mmcli.settings import Settings
+from mmcli.tasks.base import Process, Sidecar, Task
 
-KINDS = frozenset({"image"})
-STDIN_BYTES = True
-FORMATS = ("text", "json", "jsonl", "png", "polygon")
 POINT_FORM = "--point X,Y / --neg-point X,Y (pixels, 0 <= X <= width, 0 <= Y <= height)"
 BOX_FORM = "--box X1,Y1,X2,Y2 (pixels, X1 < X2, Y1 < Y2, inside the image)"
 
@@ -94,36 +92,6 @@ class SegmentRecord(Record):
         head = f"{len(self.masks)} mask{'s' if len(self.masks) != 1 else ''} " \
                f"{self.width}x{self.height}"
         return head + (": " + "; ".join(parts) if parts else "")
-
-
-def suffix(fmt: str) -> str:
-    """Sidecar suffix (the first file for ``png``: ``photo.jpg.mask-0.png``)."""
-    return {"text": ".txt", "png": ".mask-0.png"}.get(fmt, ".json")
-
-
-def render(record: Record, fmt: str) -> str:
-    """Text for stdout / ``-o``: JSON (indented for ``json``), one line per image otherwise."""
-    if fmt == "json":
-        return record.to_json(indent=2) + "\n"
-    if fmt in ("jsonl", "polygon"):
-        return record.to_json() + "\n"
-    return record.text() + "\n"
-
-
-def files(record: Record, fmt: str) -> list[tuple[str, bytes | str]]:
-    """Sidecars for ``--output-dir``: mask PNGs (``png``) or the text/JSON, plus the overlay."""
-    from mmcli import maskimage
-
-    assert isinstance(record, SegmentRecord)
-    arrays = record.arrays or []
-    out: list[tuple[str, bytes | str]]
-    if fmt == "png":
-        out = [(f".mask-{i}.png", maskimage.mask_png(a)) for i, a in enumerate(arrays)]
-    else:
-        out = [(suffix(fmt), render(record, fmt))]
-    if record.want_overlay and record.image is not None:
-        out.append((".overlay.png", maskimage.overlay_png(record.image, arrays)))
-    return out
 
 
 def check(options: Options, fmt: str | None = None) -> None:
@@ -206,30 +174,6 @@ def embedding_for(engine: Any, image: Any, data: bytes, cache: str | None) -> tu
     return emb, False
 
 
-def processor(model: ResolvedModel, settings: Settings,
-              options: Options) -> Callable[[InputItem], Iterator[Record]]:
-    """``item -> [SegmentRecord]``; the engine loads on the first item."""
-    check(options)
-    warned: list[bool] = []
-
-    def process(item: InputItem) -> Iterator[Record]:
-        engine, load_s = engines.load(model, settings)
-        start = time.perf_counter()
-        image, data = load_image(item)
-        h, w = image.shape[:2]
-        prompts = None if options.auto else prompts_for(options, w, h, item.display)
-        t_enc = time.perf_counter()
-        emb, cached = embedding_for(engine, image, data, options.embeddings_cache)
-        t_dec = time.perf_counter()
-        found = _masks(engine, emb, prompts, options, settings.quiet, warned)
-        t_end = time.perf_counter()
-        yield _record(item, model, engine.device, image, found, options, cached,
-                      Timings(load_s=load_s, run_s=t_end - start,
-                              extra={"encode_s": t_dec - t_enc, "decode_s": t_end - t_dec}))
-
-    return process
-
-
 def _masks(engine: Any, emb: Any, prompts: list[Any] | None, options: Options,
            quiet: bool, warned: list[bool]) -> list[Any]:
     from mmcli.tasks import segment_core as core
@@ -261,6 +205,70 @@ def _record(item: InputItem, model: ResolvedModel, device: str, image: Any, foun
                          want_overlay=options.overlay)
 
 
-def error_record(item: InputItem, info: ErrorInfo, model: ResolvedModel) -> Record:
-    """The record of an image that failed."""
-    return SegmentRecord(input=item.display, task="segment", model=model.info, error=info)
+class SegmentTask(Task[Options]):
+    """``segment``: images in, a ``SegmentRecord`` of masks each (JSON, PNGs, overlay)."""
+
+    name = "segment"
+    kinds = frozenset({"image"})
+    formats = ("text", "json", "jsonl", "png", "polygon")
+    options_type = Options
+    record_type = SegmentRecord
+
+    def suffix(self, fmt: str) -> str:
+        """Sidecar suffix (the first file for ``png``: ``photo.jpg.mask-0.png``)."""
+        return {"text": ".txt", "png": ".mask-0.png"}.get(fmt, ".json")
+
+    def render(self, record: Record, fmt: str) -> str:
+        """Text for stdout / ``-o``: JSON (indented for ``json``), one line per image else."""
+        if fmt == "json":
+            return record.to_json(indent=2) + "\n"
+        if fmt in ("jsonl", "polygon"):
+            return record.to_json() + "\n"
+        return record.text() + "\n"
+
+    def files(self, record: Record, fmt: str) -> list[Sidecar]:
+        """Sidecars for ``--output-dir``: mask PNGs (``png``) or the text/JSON, + overlay."""
+        from mmcli import maskimage
+
+        assert isinstance(record, SegmentRecord)
+        arrays = record.arrays or []
+        out: list[Sidecar]
+        if fmt == "png":
+            out = [(f".mask-{i}.png", maskimage.mask_png(a)) for i, a in enumerate(arrays)]
+        else:
+            out = [(self.suffix(fmt), self.render(record, fmt))]
+        if record.want_overlay and record.image is not None:
+            out.append((".overlay.png", maskimage.overlay_png(record.image, arrays)))
+        return out
+
+    def check(self, fmt: str, options: Any, *, output_dir: bool) -> None:
+        """Prompt combinations SAM cannot take are usage errors (exit 2)."""
+        if (fmt == "png" or options.overlay) and not output_dir:
+            raise UsageError("--format png and --overlay write pictures and need --output-dir DIR")
+        check(options, fmt)
+
+    def processor(self, model: ResolvedModel, settings: Settings, options: Options) -> Process:
+        """``item -> Done(SegmentRecord)``; the engine loads on the first item."""
+        check(options)
+        warned: list[bool] = []
+
+        def process(item: InputItem) -> Iterator[TaskEvent]:
+            engine, load_s = engines.load(model, settings)
+            start = time.perf_counter()
+            image, data = load_image(item)
+            h, w = image.shape[:2]
+            prompts = None if options.auto else prompts_for(options, w, h, item.display)
+            t_enc = time.perf_counter()
+            emb, cached = embedding_for(engine, image, data, options.embeddings_cache)
+            t_dec = time.perf_counter()
+            found = _masks(engine, emb, prompts, options, settings.quiet, warned)
+            t_end = time.perf_counter()
+            yield Done(_record(item, model, engine.device, image, found, options, cached,
+                               Timings(load_s=load_s, run_s=t_end - start,
+                                       extra={"encode_s": t_dec - t_enc,
+                                              "decode_s": t_end - t_dec})))
+
+        return process
+
+
+TASK = SegmentTask()

@@ -1,32 +1,31 @@
 """Text to speech with piper: one ``SpeechRecord`` per text (an argument, a file or a line).
 
-Where the audio goes is ``Options.sink``: ``files`` (the record carries WAV bytes that the
-writer saves under ``--output-dir``), ``file`` (``-o``: streamed into a temp file, renamed at the
-end), ``stdout`` (a WAV on a pipe), ``raw`` (16-bit PCM per sentence as it is synthesized) or
-``play`` (a system player).
+The task yields the audio as ``AudioChunk`` events (one per sentence, as synthesized); where it
+goes is ``Options.sink``, carried out by the writer (``mmcli.sinks``): ``files`` (a WAV per text
+under ``--output-dir``), ``file`` (``-o``: streamed into a temp file, renamed at the end),
+``stdout`` (a WAV on a pipe), ``raw`` (16-bit PCM per sentence) or ``play`` (a system player).
 """
 
 from __future__ import annotations
 
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from mmcli import audio, console, engines
+from mmcli import console, engines
 from mmcli.errors import InputError, UsageError
+from mmcli.events import AudioChunk, Done, TaskEvent
 from mmcli.inputs import InputItem
 from mmcli.outputs import default_render
-from mmcli.records import ErrorInfo, Record, Timings, internal
-from mmcli.records import ResolvedModel
+from mmcli.records import ErrorInfo, Record, ResolvedModel, Timings
 from mmcli.settings import Settings
+from mmcli.sinks import AudioTarget
+from mmcli.tasks.base import Process, Sidecar, Task
 
-KINDS = frozenset({"text"})
-STDIN_BYTES = False
-FORMATS = ("text", "json", "jsonl")
-SINKS = ("files", "file", "stdout", "raw", "play")
+# Options.sink -> the writer's audio target mode.
+TARGETS = {"files": "sidecar", "file": "file", "stdout": "stdout", "raw": "raw", "play": "play"}
 
 
 @dataclass
@@ -42,7 +41,6 @@ class SpeechRecord(Record):
     sentences: int = 0
     seed: int = 0
     real_time_factor: float = 0.0
-    audio: bytes = internal(b"")
 
 
 @dataclass
@@ -58,25 +56,6 @@ class Options:
     seed: int = 0
     sink: str = "files"
     output: str | None = None
-
-
-def suffix(fmt: str) -> str:
-    """The audio sidecar's suffix (``--skip-existing`` checks it)."""
-    return ".wav"
-
-
-def render(record: Record, fmt: str) -> str:
-    """JSON records as usual; text output is the audio itself, so nothing to print."""
-    return default_render(record, fmt) if fmt in ("json", "jsonl") else ""
-
-
-def files(record: Record, fmt: str) -> list[tuple[str, bytes | str]]:
-    """``--output-dir``: the WAV, plus the JSON record with ``--format json/jsonl``."""
-    assert isinstance(record, SpeechRecord)
-    out: list[tuple[str, bytes | str]] = [(".wav", record.audio)]
-    if fmt in ("json", "jsonl"):
-        out.append((".json", default_render(record, "json")))
-    return out
 
 
 def text_items(texts: list[str], input_files: list[Path], lines: bool,
@@ -137,91 +116,97 @@ def _has_text(item: InputItem) -> bool:
         return True
 
 
-def processor(model: ResolvedModel, settings: Settings,
-              options: Options) -> Callable[[InputItem], Iterator[Record]]:
-    """``item -> [SpeechRecord]``; loads the voice on the first item (once per process)."""
-    player = audio.require_player() if options.sink == "play" else None
-    announced: list[bool] = []
+def _config(engine: Any, options: Options) -> Any:
+    from piper.config import SynthesisConfig
 
-    def process(item: InputItem) -> Iterator[Record]:
-        from piper.config import SynthesisConfig
-
-        engine, load_s = engines.load(model, settings)
-        text = item.read_bytes().decode("utf-8", "replace").strip()
-        if not text:
-            raise InputError("the text is empty")
-        config = SynthesisConfig(speaker_id=engine.speaker_id(options.speaker),
-                                 length_scale=options.length_scale,
-                                 noise_scale=options.noise_scale,
-                                 noise_w_scale=options.noise_w, volume=options.volume)
-        rate = engine.info.sample_rate
-        if options.sink == "raw" and not announced:
-            announced.append(True)
-            console.info(f"raw audio: signed 16-bit little-endian mono PCM, {rate} Hz "
-                         f"(e.g. | aplay -r {rate} -f S16_LE -t raw -)", quiet=settings.quiet)
-        record = SpeechRecord(input=item.display, task="speak", model=model.info,
-                              device=engine.device, voice=model.name, speaker=config.speaker_id,
-                              sample_rate=rate, characters=len(text), seed=options.seed)
-        start = time.perf_counter()
-        pcm = _pcm(engine.synthesize(text, config, options.seed), rate, options, record)
-        frames = _deliver(pcm, rate, options, item, record, player)
-        record.duration_s = frames / rate
-        run_s = time.perf_counter() - start
-        record.real_time_factor = run_s / record.duration_s if frames else 0.0
-        record.timings = Timings(load_s=load_s, run_s=run_s)
-        yield record
-
-    return process
+    return SynthesisConfig(speaker_id=engine.speaker_id(options.speaker),
+                           length_scale=options.length_scale, noise_scale=options.noise_scale,
+                           noise_w_scale=options.noise_w, volume=options.volume)
 
 
 def _pcm(chunks: Iterator[Any], rate: int, options: Options,
-         record: SpeechRecord) -> Iterator[bytes]:
+         record: SpeechRecord) -> Iterator[AudioChunk]:
     """16-bit PCM per sentence, with ``--sentence-silence`` between sentences."""
     silence = b"\x00\x00" * int(round(options.sentence_silence * rate))
+    yield AudioChunk(b"", rate)  # the sample rate is known even when no sentence comes
+    frames = 0
     for chunk in chunks:
         if record.sentences and silence:
-            yield silence
+            frames += len(silence) // 2
+            yield AudioChunk(silence, rate)
         record.sentences += 1
-        yield chunk.audio_int16_bytes
+        pcm = chunk.audio_int16_bytes
+        frames += len(pcm) // 2
+        yield AudioChunk(pcm, rate)
+    record.duration_s = frames / rate
 
 
-def _deliver(pcm: Iterator[bytes], rate: int, options: Options, item: InputItem,
-             record: SpeechRecord, player: list[str] | None) -> int:
-    """Send the audio to the sink; returns the number of frames."""
+class SpeakTask(Task[Options]):
+    """``speak``: texts in, audio (and a ``SpeechRecord`` per text) out."""
+
+    name = "speak"
+    kinds = frozenset({"text"})
+    stdin_bytes = False
+    options_type = Options
+    record_type = SpeechRecord
+
+    def suffix(self, fmt: str) -> str:
+        """The audio sidecar's suffix (``--skip-existing`` checks it)."""
+        return ".wav"
+
+    def files(self, record: Record, fmt: str) -> list[Sidecar]:
+        """``--output-dir``: besides the WAV (from the audio events), the JSON record with
+        ``--format json/jsonl``."""
+        return [(".json", default_render(record, "json"))] if fmt in ("json", "jsonl") else []
+
+    def audio(self, options: Options) -> AudioTarget:
+        """Where the audio goes (the writer writes it)."""
+        return AudioTarget(TARGETS[options.sink], options.output)
+
+    def error_record(self, item: InputItem, info: ErrorInfo, model: ResolvedModel) -> Record:
+        """The record of a text that failed."""
+        return SpeechRecord(input=item.display, task="speak", model=model.info,
+                            voice=model.name, error=info)
+
+    def processor(self, model: ResolvedModel, settings: Settings, options: Options) -> Process:
+        """``item -> AudioChunk… Done(SpeechRecord)``; loads the voice once, on the first item."""
+        announced: list[bool] = []
+
+        def process(item: InputItem) -> Iterator[TaskEvent]:
+            engine, load_s = engines.load(model, settings)
+            text = item.read_bytes().decode("utf-8", "replace").strip()
+            if not text:
+                raise InputError("the text is empty")
+            config = _config(engine, options)
+            rate = engine.info.sample_rate
+            if options.sink == "raw" and not announced:
+                announced.append(True)
+                console.info(f"raw audio: signed 16-bit little-endian mono PCM, {rate} Hz "
+                             f"(e.g. | aplay -r {rate} -f S16_LE -t raw -)", quiet=settings.quiet)
+            record = SpeechRecord(input=item.display, task="speak", model=model.info,
+                                  device=engine.device, voice=model.name,
+                                  speaker=config.speaker_id, sample_rate=rate,
+                                  characters=len(text), seed=options.seed,
+                                  output=_output_name(options, item))
+            start = time.perf_counter()
+            yield from _pcm(engine.synthesize(text, config, options.seed), rate, options, record)
+            run_s = time.perf_counter() - start
+            record.real_time_factor = run_s / record.duration_s if record.duration_s else 0.0
+            record.timings = Timings(load_s=load_s, run_s=run_s)
+            yield Done(record)
+
+        return process
+
+
+def _output_name(options: Options, item: InputItem) -> str | None:
+    """What the record says was written: the -o path, ``-`` for stdout, the sidecar name."""
     if options.sink == "file":
-        assert options.output is not None
-        record.output = options.output
-        return audio.write_wav_file(Path(options.output), pcm, rate)
-    if options.sink == "raw":
-        out = _stdout_bytes()
-        frames = 0
-        for chunk in pcm:
-            out.write(chunk)
-            out.flush()
-            frames += len(chunk) // 2
-        record.output = "-"
-        return frames
-    data = b"".join(pcm)
-    wav = audio.wav_bytes(data, rate)
-    if options.sink == "stdout":
-        out = _stdout_bytes()
-        out.write(wav)
-        out.flush()
-        record.output = "-"
-    elif options.sink == "play":
-        assert player is not None
-        audio.play(wav, player)
-    else:
-        record.audio, record.output = wav, f"{item.rel}.wav"
-    return len(data) // 2
+        return options.output
+    if options.sink in ("raw", "stdout"):
+        return "-"
+    if options.sink == "files":
+        return f"{item.rel}.wav"
+    return None
 
 
-def _stdout_bytes() -> BinaryIO:
-    out: BinaryIO = getattr(sys.stdout, "buffer", None) or sys.stdout  # type: ignore[assignment]
-    return out
-
-
-def error_record(item: InputItem, info: ErrorInfo, model: ResolvedModel) -> Record:
-    """The record of a text that failed."""
-    return SpeechRecord(input=item.display, task="speak", model=model.info, voice=model.name,
-                        error=info)
+TASK = SpeakTask()

@@ -1,29 +1,26 @@
 """Speech to text with faster-whisper: one ``TranscriptRecord`` per input.
 
-Segments are decoded lazily; with ``Options.stream`` (a TTY and ``--format text``) each segment
-is printed the moment it is decoded, and the final record renders to nothing more.
+Segments are decoded lazily and yielded as ``SegmentDone`` events the moment they are decoded
+(the writer shows them live on a terminal), then the input's ``TranscriptRecord``.
 """
 
 from __future__ import annotations
 
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mmcli import engines, subtitles
 from mmcli.errors import InputError, UsageError
+from mmcli.events import Done, SegmentDone, TaskEvent
 from mmcli.inputs import InputItem
 from mmcli.outputs import default_render
-from mmcli.records import ErrorInfo, Record, Timings, internal
-from mmcli.records import ResolvedModel
+from mmcli.records import Record, ResolvedModel, Timings
 from mmcli.settings import Settings
+from mmcli.tasks.base import Process, Sidecar, Task
 
-KINDS = frozenset({"audio", "video"})
-STDIN_BYTES = True
-FORMATS = ("text", "json", "jsonl", "srt", "vtt", "tsv", "all")
 SUFFIXES = {"text": ".txt", "json": ".json", "jsonl": ".json", "srt": ".srt", "vtt": ".vtt",
             "tsv": ".tsv"}
 
@@ -61,7 +58,6 @@ class TranscriptRecord(Record):
     duration_s: float = 0.0
     transcript: str = ""
     segments: list[Segment] = field(default_factory=list)
-    streamed: bool = internal(False)
 
     def text(self) -> str:
         """The whole transcript on one line."""
@@ -85,36 +81,6 @@ class Options:
     temperature: float = 0.0
     compute_type: str | None = None
     batch_size: int = 0
-    stream: bool = False
-
-
-def suffix(fmt: str) -> str:
-    """Sidecar suffix for ``--output-dir`` (``all`` is checked by its ``.txt``)."""
-    return SUFFIXES.get(fmt, ".txt")
-
-
-def render(record: Record, fmt: str) -> str:
-    """Text of a record in one format (``''`` when the text was already streamed)."""
-    assert isinstance(record, TranscriptRecord)
-    if fmt in ("json", "jsonl") or not record.ok:
-        return default_render(record, fmt)
-    if fmt == "srt":
-        return subtitles.srt(record.segments)
-    if fmt == "vtt":
-        return subtitles.vtt(record.segments)
-    if fmt == "tsv":
-        return subtitles.tsv(record.segments)
-    return "" if record.streamed else record.transcript + "\n"
-
-
-def files(record: Record, fmt: str) -> list[tuple[str, bytes | str]]:
-    """``--output-dir`` sidecars: one file, or every format for ``--format all``."""
-    if fmt != "all":
-        return [(suffix(fmt), render(record, fmt))]
-    out: list[tuple[str, bytes | str]] = [(".txt", render(record, "text")),
-                                          (".json", render(record, "json"))]
-    out += [(f".{f}", render(record, f)) for f in ("srt", "vtt", "tsv")]
-    return out
 
 
 def temperatures(start: float) -> list[float]:
@@ -144,30 +110,6 @@ def check(engine: Any, options: Options) -> None:
         raise UsageError("--batch-size needs --vad (the batched pipeline splits on speech)")
 
 
-def processor(model: ResolvedModel, settings: Settings,
-              options: Options) -> Callable[[InputItem], Iterator[Record]]:
-    """``item -> [TranscriptRecord]``; loads the model on the first item (once per process)."""
-
-    def process(item: InputItem) -> Iterator[Record]:
-        engine, load_s = engines.load(model, settings)
-        _, extra_load = engine.model(options.compute_type)
-        check(engine, options)
-        start = time.perf_counter()
-        audio = engine.decode(_source(item))
-        decode_s = time.perf_counter() - start
-        record = TranscriptRecord(input=item.display, task="transcribe", model=model.info,
-                                  device=engine.device, duration_s=len(audio) / 16000)
-        if len(audio):
-            _run(engine, audio, options, record)
-        elif options.language:
-            record.language = options.language
-        record.timings = Timings(load_s=load_s + extra_load, run_s=time.perf_counter() - start,
-                                 extra={"decode_audio_s": decode_s})
-        yield record
-
-    return process
-
-
 def _source(item: InputItem) -> Path | bytes:
     """The path (checked readable and non-empty) or the stdin bytes of an input."""
     if item.data is not None:
@@ -184,7 +126,8 @@ def _source(item: InputItem) -> Path | bytes:
     return item.path
 
 
-def _run(engine: Any, audio: Any, options: Options, record: TranscriptRecord) -> None:
+def _run(engine: Any, audio: Any, options: Options,
+         record: TranscriptRecord) -> Iterator[TaskEvent]:
     segments, info = engine.transcribe(audio, options.compute_type, options.batch_size,
                                        **engine_kwargs(options))
     record.language, record.language_probability = info.language, info.language_probability
@@ -193,13 +136,74 @@ def _run(engine: Any, audio: Any, options: Options, record: TranscriptRecord) ->
             Word(w.start, w.end, w.word, w.probability) for w in seg.words]
         record.segments.append(Segment(seg.id, seg.start, seg.end, seg.text, seg.avg_logprob,
                                        seg.no_speech_prob, seg.temperature, words))
-        if options.stream:
-            sys.stdout.write(seg.text.strip() + "\n")
-            sys.stdout.flush()
+        yield SegmentDone(seg.start, seg.end, seg.text)
     record.transcript = "".join(s.text for s in record.segments).strip()
-    record.streamed = options.stream
 
 
-def error_record(item: InputItem, info: ErrorInfo, model: ResolvedModel) -> Record:
-    """The record of an input that failed."""
-    return TranscriptRecord(input=item.display, task="transcribe", model=model.info, error=info)
+class TranscribeTask(Task[Options]):
+    """``transcribe``: audio and video in, a transcript (and subtitle formats) out."""
+
+    name = "transcribe"
+    kinds = frozenset({"audio", "video"})
+    formats = ("text", "json", "jsonl", "srt", "vtt", "tsv", "all")
+    options_type = Options
+    record_type = TranscriptRecord
+
+    def suffix(self, fmt: str) -> str:
+        """Sidecar suffix for ``--output-dir`` (``all`` is checked by its ``.txt``)."""
+        return SUFFIXES.get(fmt, ".txt")
+
+    def render(self, record: Record, fmt: str) -> str:
+        """Text of a record in one format."""
+        assert isinstance(record, TranscriptRecord)
+        if fmt in ("json", "jsonl") or not record.ok:
+            return default_render(record, fmt)
+        if fmt == "srt":
+            return subtitles.srt(record.segments)
+        if fmt == "vtt":
+            return subtitles.vtt(record.segments)
+        if fmt == "tsv":
+            return subtitles.tsv(record.segments)
+        return record.transcript + "\n"
+
+    def files(self, record: Record, fmt: str) -> list[Sidecar]:
+        """``--output-dir`` sidecars: one file, or every format for ``--format all``."""
+        if fmt != "all":
+            return [(self.suffix(fmt), self.render(record, fmt))]
+        out: list[Sidecar] = [(".txt", self.render(record, "text")),
+                              (".json", self.render(record, "json"))]
+        out += [(f".{f}", self.render(record, f)) for f in ("srt", "vtt", "tsv")]
+        return out
+
+    def check(self, fmt: str, options: Options, *, output_dir: bool) -> None:
+        """``--format all`` writes one file per format, so it needs ``--output-dir``."""
+        if options.task not in ("transcribe", "translate"):
+            raise UsageError(f"--task {options.task!r} is not transcribe or translate")
+        if fmt == "all" and not output_dir:
+            raise UsageError("--format all writes one file per format; it needs --output-dir")
+
+    def processor(self, model: ResolvedModel, settings: Settings, options: Options) -> Process:
+        """``item -> SegmentDone… Done(TranscriptRecord)``; loads the model on the first item."""
+
+        def process(item: InputItem) -> Iterator[TaskEvent]:
+            engine, load_s = engines.load(model, settings)
+            _, extra_load = engine.model(options.compute_type)
+            check(engine, options)
+            start = time.perf_counter()
+            audio = engine.decode(_source(item))
+            decode_s = time.perf_counter() - start
+            record = TranscriptRecord(input=item.display, task="transcribe", model=model.info,
+                                      device=engine.device, duration_s=len(audio) / 16000)
+            if len(audio):
+                yield from _run(engine, audio, options, record)
+            elif options.language:
+                record.language = options.language
+            record.timings = Timings(load_s=load_s + extra_load,
+                                     run_s=time.perf_counter() - start,
+                                     extra={"decode_audio_s": decode_s})
+            yield Done(record)
+
+        return process
+
+
+TASK = TranscribeTask()

@@ -12,14 +12,10 @@ from typing import Any
 
 from mmcli import engines
 from mmcli.errors import UsageError
+from mmcli.events import ChatDone, TextDelta
 from mmcli.inputs import InputItem
-from mmcli.records import Record, Timings
-from mmcli.records import ResolvedModel
+from mmcli.records import Record, ResolvedModel, Timings
 from mmcli.settings import Settings
-
-KINDS = frozenset({"image"})
-STDIN_BYTES = True
-FORMATS = ("text", "json", "jsonl")
 
 
 @dataclass
@@ -97,9 +93,9 @@ class Session:
         for event in engine.chat([{"role": "user", "content": parts}],
                                  max_tokens=self.options.max_tokens or default_max_tokens,
                                  temperature=self.options.temperature, seed=self.options.seed):
-            if hasattr(event, "text"):
+            if isinstance(event, TextDelta):
                 pieces.append(event.text)
-            else:
+            elif isinstance(event, ChatDone):
                 done = event
         assert done is not None
         return Answer("".join(pieces).strip(), done.prompt_tokens, done.completion_tokens,
@@ -120,8 +116,3 @@ def fill(record: VisionRecord, answer: Answer, prompt: str, picture: Any | None)
     record.finish_reason = answer.finish_reason
     if picture is not None:
         record.width, record.height = picture.width, picture.height
-
-
-def suffix_for(fmt: str) -> str:
-    """``.json`` for json/jsonl sidecars, ``.txt`` otherwise."""
-    return ".json" if fmt in ("json", "jsonl") else ".txt"

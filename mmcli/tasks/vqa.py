@@ -4,30 +4,21 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mmcli.errors import InputError, UsageError
+from mmcli.events import Done, TaskEvent
 from mmcli.inputs import InputItem
-from mmcli.outputs import default_render
-from mmcli.records import ErrorInfo, Record, internal
-from mmcli.records import ResolvedModel
+from mmcli.outputs import json_suffix
+from mmcli.records import ErrorInfo, Record, ResolvedModel, internal
 from mmcli.settings import Settings
-from mmcli.tasks.vision import (
-    FORMATS,
-    KINDS,
-    STDIN_BYTES,
-    Session,
-    VisionOptions,
-    VisionRecord,
-    fill,
-    suffix_for,
-    timings,
-)
+from mmcli.tasks.base import Process, Sidecar, Task
+from mmcli.tasks.vision import Session, VisionOptions, VisionRecord, fill, timings
 
-__all__ = ["KINDS", "STDIN_BYTES", "FORMATS", "Options", "VqaRecord", "suffix", "render",
-           "files", "processor", "error_record", "prepare", "ask_together"]
+__all__ = ["Options", "VqaRecord", "TASK", "prepare"]
 
 DEFAULT_MAX_TOKENS = 128
 
@@ -64,20 +55,6 @@ class VqaRecord(VisionRecord):
         if self.error is not None:
             return super().text()
         return f"{self.question}\t{self.answer}" if self.several else self.answer
-
-
-render = default_render
-
-
-def suffix(fmt: str) -> str:
-    """The first question's sidecar suffix (``photo.jpg.q1.txt``), used by --skip-existing."""
-    return ".q1" + suffix_for(fmt)
-
-
-def files(record: Record, fmt: str) -> list[tuple[str, bytes | str]]:
-    """One sidecar per question: ``photo.jpg.q1.txt``, ``photo.jpg.q2.txt``…"""
-    number = getattr(record, "number", 1)
-    return [(f".q{number}{suffix_for(fmt)}", render(record, fmt))]
 
 
 def prepare(options: Options, inputs: list[str] | None, questions_file: Path | None) -> list[str]:
@@ -120,65 +97,70 @@ def _read_questions(path: Path) -> Iterator[tuple[Path, str]]:
         yield (p if p.is_absolute() else path.parent / p), question
 
 
-def processor(model: ResolvedModel, settings: Settings,
-              options: Options) -> Callable[[InputItem], Iterator[Record]]:
-    """``item -> [VqaRecord per question]``; the model loads once, on the first item."""
-    session = Session(model, settings, options)
+class VqaTask(Task[Options]):
+    """``vqa``: images and questions in, one ``VqaRecord`` per (image, question); with
+    ``--together`` all images form one unit of work and each question is asked once."""
 
-    def process(item: InputItem) -> Iterator[Record]:
-        key = str(item.path.resolve()) if item.path is not None else ""
-        asked = options.questions + options.per_image.get(key, [])
-        if not asked:
-            raise InputError(f"{item.display}: no question for this image")
-        engine, load_s = session.engine()
-        start = time.perf_counter()
-        picture = session.picture(item)
-        decode_s = time.perf_counter() - start
-        for number, question in enumerate(asked, 1):
-            t0 = time.perf_counter()
-            answer = session.ask(engine, [picture], question, DEFAULT_MAX_TOKENS)
-            record = VqaRecord(input=item.display, task="vqa", model=model.info,
-                               device=engine.device, image=item.display,
-                               images=[item.display], question=question, answer=answer.text,
-                               number=number, several=len(asked) > 1,
-                               timings=timings(load_s, t0, answer, decode_s))
-            fill(record, answer, question, picture)
-            load_s = decode_s = 0.0
-            yield record
+    name = "vqa"
+    kinds = frozenset({"image"})
+    options_type = Options
+    record_type = VqaRecord
 
-    return process
+    def suffix(self, fmt: str) -> str:
+        """The first question's sidecar suffix (``photo.jpg.q1.txt``): --skip-existing."""
+        return ".q1" + json_suffix(fmt)
+
+    def files(self, record: Record, fmt: str) -> list[Sidecar]:
+        """One sidecar per question: ``photo.jpg.q1.txt``, ``photo.jpg.q2.txt``…"""
+        number = record.number if isinstance(record, VqaRecord) else 1
+        return [(f".q{number}{json_suffix(fmt)}", self.render(record, fmt))]
+
+    def check(self, fmt: str, options: Any, *, output_dir: bool) -> None:
+        """``--together`` gives one answer per question, not per image: no sidecars."""
+        if options.together and output_dir:
+            raise UsageError("--together gives one answer per question, not per image",
+                             hint="use -o FILE (or stdout) instead of --output-dir")
+
+    def group(self, items: list[InputItem], options: Options) -> list[InputItem]:
+        """``--together``: every image in one unit of work (one prompt)."""
+        if not options.together or not items:
+            return items
+        return [InputItem.group(items)]
+
+    def error_record(self, item: InputItem, info: ErrorInfo, model: ResolvedModel) -> Record:
+        """The record of an image (or a --together group) that failed."""
+        names = [p.display for p in item.parts] or [item.display]
+        return VqaRecord(input=item.display, task="vqa", model=model.info, image=item.display,
+                         images=names, error=info)
+
+    def processor(self, model: ResolvedModel, settings: Settings, options: Options) -> Process:
+        """``item -> Done(VqaRecord) per question``; the model loads once, on the first item."""
+        session = Session(model, settings, options)
+
+        def process(item: InputItem) -> Iterator[TaskEvent]:
+            parts = list(item.parts) or [item]
+            key = str(item.path.resolve()) if item.path is not None else ""
+            asked = options.questions + options.per_image.get(key, [])
+            if not asked:
+                raise InputError(f"{item.display}: no question for this image")
+            engine, load_s = session.engine()
+            start = time.perf_counter()
+            pictures = [session.picture(part) for part in parts]
+            decode_s = time.perf_counter() - start
+            names = [part.display for part in parts]
+            for number, question in enumerate(asked, 1):
+                t0 = time.perf_counter()
+                answer = session.ask(engine, pictures, question, DEFAULT_MAX_TOKENS)
+                record = VqaRecord(input=item.display, task="vqa", model=model.info,
+                                   device=engine.device, image=item.display, images=names,
+                                   question=question, answer=answer.text, number=number,
+                                   several=len(asked) > 1,
+                                   timings=timings(load_s, t0, answer, decode_s))
+                fill(record, answer, question, pictures[0] if len(pictures) == 1 else None)
+                load_s = decode_s = 0.0
+                yield Done(record)
+
+        return process
 
 
-def ask_together(model: ResolvedModel, settings: Settings, items: list[InputItem],
-                 options: Options) -> Iterator[VqaRecord]:
-    """``--together``: every question asked once about all ``items`` in one prompt.
-
-    Raises:
-        InputError: an image cannot be read (the comparison needs all of them).
-    """
-    session = Session(model, settings, options)
-    engine, load_s = session.engine()
-    start = time.perf_counter()
-    for item in items:
-        if item.error:
-            raise InputError(item.error)
-    pictures = [session.picture(item) for item in items]
-    decode_s = time.perf_counter() - start
-    names = [item.display for item in items]
-    for number, question in enumerate(options.questions, 1):
-        t0 = time.perf_counter()
-        answer = session.ask(engine, pictures, question, DEFAULT_MAX_TOKENS)
-        record = VqaRecord(input=" + ".join(names), task="vqa", model=model.info,
-                           device=engine.device, image=" + ".join(names), images=names,
-                           question=question, answer=answer.text, number=number,
-                           several=len(options.questions) > 1,
-                           timings=timings(load_s, t0, answer, decode_s))
-        fill(record, answer, question, None)
-        load_s = decode_s = 0.0
-        yield record
-
-
-def error_record(item: InputItem, info: ErrorInfo, model: ResolvedModel) -> Record:
-    """The record of an image that failed."""
-    return VqaRecord(input=item.display, task="vqa", model=model.info, image=item.display,
-                     images=[item.display], error=info)
+TASK = VqaTask()

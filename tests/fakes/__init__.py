@@ -1,1 +1,1 @@
-"""A fake engine and task, registered like the real ones (engines.register, TASK_MODULES)."""
+"""A fake engine and task, registered like the real ones (engines.register, tasks.register)."""

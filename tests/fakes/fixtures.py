@@ -50,7 +50,7 @@ def install() -> None:
 
     engines.register(engines.EngineSpec("fake", "tests.fakes.engine:FakeEngine",
                                         frozenset({"caption"})))
-    tasks.TASK_MODULES["caption"] = "tests.fakes.task"
+    tasks.register("caption", "tests.fakes.task:TASK")
     app.command("fake-caption", hidden=True)(common.batch_options(fake_caption))
 
 
@@ -72,11 +72,12 @@ def fake_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     manifest = write_manifest(tmp_path)
     FakeEngine.loads = 0
     before = list(app.registered_commands)
-    monkeypatch.setitem(tasks.TASK_MODULES, "caption", tasks.TASK_MODULES["caption"])
+    previous = tasks.register("caption", "mmcli.tasks.caption:TASK")
     install()
     try:
         yield manifest
     finally:
+        tasks.register("caption", previous or "mmcli.tasks.caption:TASK")
         app.registered_commands[:] = before
         engines.close_all()
         engines.unregister("fake")

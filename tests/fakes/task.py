@@ -1,26 +1,17 @@
-"""A task module following the contract of ``mmcli.tasks`` on top of the fake engine."""
+"""A task object following the contract of ``mmcli.tasks.base`` on top of the fake engine."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from mmcli import engines
+from mmcli.events import Done, TaskEvent
 from mmcli.inputs import InputItem
-from mmcli.outputs import default_render
-from mmcli.records import ErrorInfo, Record, Timings
-from mmcli.records import ResolvedModel
+from mmcli.records import Record, ResolvedModel, Timings
 from mmcli.settings import Settings
-
-KINDS = frozenset({"image", "audio", "text"})
-STDIN_BYTES = True
-FORMATS = ("text", "json", "jsonl")
-render = default_render
-
-
-def suffix(fmt: str) -> str:
-    return ".json" if fmt in ("json", "jsonl") else ".txt"
+from mmcli.tasks.base import Process, Task
 
 
 @dataclass
@@ -36,18 +27,23 @@ class EchoRecord(Record):
         return self.summary
 
 
-def processor(model: ResolvedModel, settings: Settings,
-              options: Options) -> Callable[[InputItem], Iterator[Record]]:
-    def process(item: InputItem) -> Iterator[Record]:
-        engine, load_s = engines.load(model, settings)
-        start = time.perf_counter()
-        summary = engine.describe(item.read_bytes(), upper=options.upper)
-        yield EchoRecord(input=item.display, task="caption", model=model.info,
-                         device=engine.device, summary=summary,
-                         timings=Timings(load_s=load_s, run_s=time.perf_counter() - start))
+class EchoTask(Task[Options]):
+    name = "caption"
+    kinds = frozenset({"image", "audio", "text"})
+    options_type = Options
+    record_type = EchoRecord
 
-    return process
+    def processor(self, model: ResolvedModel, settings: Settings, options: Options) -> Process:
+        def process(item: InputItem) -> Iterator[TaskEvent]:
+            engine, load_s = engines.load(model, settings)
+            start = time.perf_counter()
+            summary = engine.describe(item.read_bytes(), upper=options.upper)
+            yield Done(EchoRecord(input=item.display, task="caption", model=model.info,
+                                  device=engine.device, summary=summary,
+                                  timings=Timings(load_s=load_s,
+                                                  run_s=time.perf_counter() - start)))
+
+        return process
 
 
-def error_record(item: InputItem, info: ErrorInfo, model: ResolvedModel) -> Record:
-    return EchoRecord(input=item.display, task="caption", model=model.info, error=info)
+TASK = EchoTask()
