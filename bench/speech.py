@@ -60,9 +60,9 @@ print((time.perf_counter() - start) / (frames / voice.config.sample_rate))
 
 def model_files(name: str) -> dict[str, Path]:
     sys.path.insert(0, str(REPO))
-    from mmcli import manifest, resolve
+    from mmcli import hub, manifest
 
-    files = resolve.local_files(manifest.load(None).models[name])
+    files = hub.local_files(manifest.load(None).models[name])
     if files is None:
         sys.exit(f"bundled model {name} is not installed")
     return files

@@ -6,8 +6,7 @@ from pathlib import Path
 
 from mmcli import engines
 from mmcli.errors import UsageError
-from mmcli.records import ModelInfo
-from mmcli.records import ResolvedModel
+from mmcli.records import ModelInfo, ResolvedModel
 
 
 def from_path(path: Path, task: str, *, mmproj: Path | None = None,

@@ -163,11 +163,11 @@ def test_images_module(monkeypatch):
 
 @pytest.mark.realmodels
 def test_smolvlm_reads_the_newspaper(cli, media, monkeypatch):
-    from mmcli import manifest, resolve
+    from mmcli import hub, manifest
 
     monkeypatch.setenv("HF_HUB_CACHE", str(REAL_HF_CACHE))
     entry = manifest.load().models["smolvlm-256m"]
-    if resolve.local_files(entry) is None:
+    if hub.local_files(entry) is None:
         pytest.skip(f"SmolVLM-256M GGUF is not in the Hugging Face cache ({REAL_HF_CACHE}); "
                     "run `mmcli models pull smolvlm-256m` online")
     r = cli("caption", str(media / "newspaper.jpg"), "--model", "smolvlm-256m")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mmcli import download
+from mmcli import hub_download
 
 BUNDLED = {
     "tiny.en-bundled": {"model", "config", "tokenizer", "vocabulary"},
@@ -163,7 +163,7 @@ def test_url_pull_interrupted_leaves_nothing(cli, tmp_path, server, monkeypatch,
         def hexdigest(self) -> str:
             return ""
 
-    monkeypatch.setattr(download.hashlib, "sha256", Boom)
+    monkeypatch.setattr(hub_download.hashlib, "sha256", Boom)
     r = cli("--models", str(m), "models", "pull", "urlsam")
     assert r.exit_code == 130
     assert cache_files(isolated) == []

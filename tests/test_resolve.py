@@ -72,9 +72,9 @@ def test_online_pulls_first_downloadable(tmp_path, monkeypatch):
         pulled.append(entry.name)
         return {"model": tmp_path / "x.onnx", "config": tmp_path / "x.onnx.json"}
 
-    from mmcli import download
+    from mmcli import hub
 
-    monkeypatch.setattr(download, "pull", fake_pull)
+    monkeypatch.setattr(hub, "fetch", fake_pull)
     got = resolve.pick_default("speak", manifest.load(f), Settings(offline=False))
     assert pulled == ["second"] and got.name == "second"
 

@@ -1,7 +1,7 @@
-"""``mmcli models list | pull | path | verify | rm``."""
+"""``mmcli models list | pull | path | verify | rm``: each a thin call into ``mmcli.hub``."""
 
 import json
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -22,17 +22,49 @@ def list_models(
     """Every model of the manifest: tasks, engine, size, source, license, status, defaults."""
     settings = settings_of(ctx)
     from mmcli import manifest as manifest_mod
-    from mmcli import modelstore
+    from mmcli.engines import TASKS
 
     manifest = manifest_mod.load(settings.models_file)
-    if task is not None and task not in modelstore.TASKS:
-        raise UsageError(f"unknown task '{task}'", hint=f"tasks: {', '.join(modelstore.TASKS)}")
-    rows = modelstore.rows(manifest, task)
+    if task is not None and task not in TASKS:
+        raise UsageError(f"unknown task '{task}'", hint=f"tasks: {', '.join(TASKS)}")
+    rows = _rows(manifest, task)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    for line in modelstore.table(rows):
+    for line in _table(rows):
         typer.echo(line)
+
+
+def _rows(manifest: Any, task: Optional[str]) -> list[dict[str, Any]]:
+    """One dict per model (the ``--json`` shape), sorted by name."""
+    from mmcli import hub
+
+    out = []
+    for name, entry in sorted(manifest.models.items()):
+        if task is not None and task not in entry.tasks:
+            continue
+        default_for = [t for t, names in manifest.defaults.items() if names and name in names]
+        out.append({
+            "name": name, "tasks": list(entry.tasks), "engine": entry.engine,
+            "size_mb": entry.size_mb, "source": entry.source_label, "revision": entry.revision,
+            "license": entry.license, "status": hub.status(entry), "description": entry.description,
+            "default_for": sorted(default_for),
+            "default_rank": {t: manifest.defaults[t].index(name) for t in default_for},
+        })
+    return out
+
+
+def _table(items: list[dict[str, Any]]) -> list[str]:
+    """Plain aligned columns (no Rich: ``models list`` must start fast and pipe cleanly)."""
+    head = ("NAME", "TASKS", "ENGINE", "SIZE", "STATUS", "LICENSE", "DEFAULT", "SOURCE")
+    body = []
+    for r in items:
+        default = ",".join(f"{t}#{r['default_rank'][t] + 1}" for t in r["default_for"])
+        body.append((r["name"], ",".join(r["tasks"]), r["engine"], f"{r['size_mb']:.0f} MB",
+                     r["status"], r["license"], default or "-", r["source"]))
+    widths = [max(len(str(row[i])) for row in [head, *body]) for i in range(len(head))]
+    return ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip()
+            for row in [head, *body]]
 
 
 @app.command("pull")
@@ -40,8 +72,8 @@ def pull(ctx: typer.Context,
          names: Annotated[list[str], typer.Argument(help="Model names.")]) -> None:
     """Download models (hub or URL) into the cache and verify their sha256."""
     settings = settings_of(ctx)
+    from mmcli import console, hub
     from mmcli import manifest as manifest_mod
-    from mmcli import modelstore
     from mmcli.resolve import find_entry
 
     manifest = manifest_mod.load(settings.models_file)
@@ -49,13 +81,11 @@ def pull(ctx: typer.Context,
     failed: list[MmcliError] = []
     for entry in entries:
         try:
-            files = modelstore.pull(entry, settings)
+            files = hub.ensure_local(entry, settings)
         except ModelUnavailableError as exc:
             if len(entries) == 1:
                 raise
             failed.append(exc)
-            from mmcli import console
-
             console.error(exc.message, exc.hint)
             continue
         for role, path in files.items():
@@ -66,14 +96,14 @@ def pull(ctx: typer.Context,
 
 @app.command("path")
 def path(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Model name.")]) -> None:
-    """Print the local file of each role (``role<TAB>path``), for scripts."""
+    """Print the local file of each role (``role<TAB>path``), for scripts. Never downloads."""
     settings = settings_of(ctx)
+    from mmcli import hub
     from mmcli import manifest as manifest_mod
-    from mmcli import modelstore
     from mmcli.resolve import find_entry
 
     manifest = manifest_mod.load(settings.models_file)
-    files = modelstore.local_or_fail(find_entry(name, manifest))
+    files = hub.ensure_local(find_entry(name, manifest), settings, download=False)
     for role, p in files.items():
         typer.echo(f"{role}\t{p}")
 
@@ -84,16 +114,16 @@ def verify(ctx: typer.Context,
                help="Model names (default: every local model).")] = None) -> None:
     """Re-hash local model files against the manifest's sha256 (or the hub's LFS hash)."""
     settings = settings_of(ctx)
+    from mmcli import hub
     from mmcli import manifest as manifest_mod
-    from mmcli import modelstore
     from mmcli.resolve import find_entry
 
     manifest = manifest_mod.load(settings.models_file)
     entries = [find_entry(n, manifest) for n in names] if names else \
-        [e for _, e in sorted(manifest.models.items()) if modelstore.is_local(e)]
+        [e for _, e in sorted(manifest.models.items()) if hub.is_local(e)]
     bad = 0
     for entry in entries:
-        for role, state, p in modelstore.verify(entry):
+        for role, state, p in hub.verify(entry):
             typer.echo(f"{entry.name}\t{role}\t{state}\t{p}")
             bad += state not in ("ok", "no-hash")
     if bad:
@@ -107,11 +137,11 @@ def rm(ctx: typer.Context,
        names: Annotated[list[str], typer.Argument(help="Model names.")]) -> None:
     """Remove cached downloads (never package or user-path models)."""
     settings = settings_of(ctx)
+    from mmcli import hub
     from mmcli import manifest as manifest_mod
-    from mmcli import modelstore
     from mmcli.resolve import find_entry
 
     manifest = manifest_mod.load(settings.models_file)
     for name in names:
-        for removed in modelstore.remove(find_entry(name, manifest)):
+        for removed in hub.remove(find_entry(name, manifest)):
             typer.echo(f"removed {removed}")

@@ -1,7 +1,9 @@
-"""Downloads: Hugging Face repos through huggingface-hub, ``url`` sources through urllib.
+"""The network half of the model store: Hugging Face repos via huggingface-hub, URLs via urllib.
 
-Imported only when a download is really needed (huggingface-hub is slow to import).
-A failed or interrupted download never leaves a partial file under the final name.
+``mmcli.hub`` imports this module only when a download is really needed (huggingface-hub is
+slow to import). It knows nothing of manifests or of where files live: ``hub`` passes it the
+repo pin, the URL and the destination path. A failed or interrupted download never leaves a
+partial file under the final name.
 """
 
 from __future__ import annotations
@@ -13,33 +15,24 @@ from pathlib import Path
 
 from mmcli import console
 from mmcli.errors import ModelUnavailableError
-from mmcli.manifest import ModelEntry
-from mmcli.resolve import local_files, url_blob_path
 from mmcli.settings import Settings
 
 CHUNK = 1 << 20
 
 
-def pull(entry: ModelEntry, settings: Settings) -> dict[str, Path]:
-    """Download every file of a repo/url entry and verify sha256; return role -> path."""
-    console.info(f"downloading {entry.name} (~{entry.size_mb:.0f} MB) from {entry.source_label}",
-                 quiet=settings.quiet)
-    if entry.source == "url":
-        for role, url in entry.url.items():
-            fetch_url(url, url_blob_path(entry.sha256[role], entry.roles[role]),
-                      entry.sha256[role], settings)
-    elif entry.source == "repo":
-        _pull_repo(entry, settings)
-    files = local_files(entry)
-    if files is None:
-        raise ModelUnavailableError(f"download of '{entry.name}' finished but files are missing",
-                                    hint="check 'files' in the manifest against the repo")
-    if entry.source == "repo":
-        _check_hashes(entry, files)
-    return files
+def pull_repo(name: str, repo: str, revision: str, patterns: list[str],
+              settings: Settings) -> None:
+    """Download the files matching ``patterns`` of ``repo@revision`` into the HF cache.
 
+    Args:
+        name: the model's manifest name (for messages).
+        repo: ``org/name`` on the hub; revision: the pinned branch, tag or commit.
+        patterns: file names or globs to fetch (the manifest's ``files`` values).
+        settings: for ``quiet`` (progress bars).
 
-def _pull_repo(entry: ModelEntry, settings: Settings) -> None:
+    Raises:
+        ModelUnavailableError: network, auth or missing revision (a re-run resumes).
+    """
     try:
         from huggingface_hub import snapshot_download
         from huggingface_hub.utils import disable_progress_bars
@@ -49,27 +42,14 @@ def _pull_repo(entry: ModelEntry, settings: Settings) -> None:
     if not console.show_progress(settings.quiet):
         disable_progress_bars()
     try:
-        snapshot_download(repo_id=entry.repo or "", revision=entry.revision,
-                          allow_patterns=list(entry.files.values()))
+        snapshot_download(repo_id=repo, revision=revision, allow_patterns=patterns)
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # network, auth, missing revision: all mean "unavailable"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelUnavailableError(
-            f"download of '{entry.name}' from {entry.repo} failed: {first[:200]}",
+            f"download of '{name}' from {repo} failed: {first[:200]}",
             hint="check the network (HF_ENDPOINT for a mirror); a re-run resumes") from None
-
-
-def _check_hashes(entry: ModelEntry, files: dict[str, Path]) -> None:
-    from mmcli.modelstore import sha256_file
-
-    for role, expected in entry.sha256.items():
-        path = files[role]
-        if sha256_file(path) != expected.lower():
-            raise ModelUnavailableError(
-                f"checksum mismatch for '{entry.name}' file {path.name}",
-                hint=f"run `mmcli models rm {entry.name}` and pull again; "
-                     "if it persists the manifest pin is wrong")
 
 
 def fetch_url(url: str, dest: Path, sha256: str, settings: Settings) -> Path:
