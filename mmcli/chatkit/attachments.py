@@ -30,7 +30,7 @@ class Attachment:
         data: the bytes (kept for native images and for bridging).
         sha256: hex digest of ``data``.
         used_as / by / text / cached: filled when the attachment is resolved for a model
-            (see ``mmcli.tasks.chat.AttachmentInfo``).
+            (see ``mmcli.chatkit.records.AttachmentInfo``).
     """
 
     path: str

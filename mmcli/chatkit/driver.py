@@ -13,11 +13,11 @@ from typing import Protocol
 
 from mmcli.chatkit import attachments as attach
 from mmcli.chatkit import transcript
+from mmcli.chatkit.records import ChatRecord
 from mmcli.chatkit.session import ChatSession
 from mmcli.chatkit.speak import Speaker
 from mmcli.errors import MmcliError, UsageError
 from mmcli.records import ResolvedModel
-from mmcli.tasks.chat import ChatRecord
 
 HELP = """\
 /help                 this list

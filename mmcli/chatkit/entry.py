@@ -14,12 +14,12 @@ from mmcli import manifest, resolve
 from mmcli.chatkit import attachments as attach
 from mmcli.chatkit.driver import ChatDriver
 from mmcli.chatkit.modes import StreamPrinter, oneshot, scripted
+from mmcli.chatkit.records import Options
 from mmcli.chatkit.session import ChatSession
 from mmcli.chatkit.speak import Speaker
 from mmcli.errors import UsageError
 from mmcli.records import ResolvedModel
 from mmcli.settings import Settings
-from mmcli.tasks.chat import Options
 
 
 def run_chat(settings: Settings, model: str | None, options: Options, prompt: str | None,

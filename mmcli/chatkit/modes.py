@@ -16,8 +16,8 @@ from typing import TextIO
 from mmcli import console
 from mmcli.chatkit.attachments import Attachment
 from mmcli.chatkit.driver import ChatDriver
+from mmcli.chatkit.records import ChatRecord
 from mmcli.chatkit.session import ChatSession
-from mmcli.tasks.chat import ChatRecord
 
 
 class StreamPrinter:

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from mmcli.chatkit.driver import COMMANDS, ChatDriver
+from mmcli.chatkit.records import ChatRecord
 from mmcli.settings import data_dir
-from mmcli.tasks.chat import ChatRecord
 
 PROMPT = ">>> "
 

@@ -15,10 +15,10 @@ from mmcli import console, engines
 from mmcli.chatkit.attachments import Attachment
 from mmcli.chatkit.bridge import Bridge
 from mmcli.chatkit.conversation import Conversation, Message, PrefixCheck, Turn, fit
-from mmcli.records import Timings
-from mmcli.records import ResolvedModel
+from mmcli.chatkit.records import AttachmentInfo, ChatRecord, Options, Usage
+from mmcli.events import ChatDone, TextDelta
+from mmcli.records import ResolvedModel, Timings
 from mmcli.settings import Settings
-from mmcli.tasks.chat import AttachmentInfo, ChatRecord, Options, Usage
 
 
 class ChatSession:
@@ -113,16 +113,19 @@ class ChatSession:
             self.conv.turns.pop()
             raise
         pieces: list[str] = []
-        done: Any = None
+        done: ChatDone | None = None
         try:
             for event in engine.chat(self.conv.messages(), max_tokens=self.options.max_tokens,
                                      temperature=self.options.temperature,
                                      seed=self.options.seed, should_stop=should_stop):
-                if hasattr(event, "completion_tokens"):
+                if isinstance(event, ChatDone):
                     done = event
-                else:
+                elif isinstance(event, TextDelta):
                     pieces.append(event.text)
                     yield event.text
+            if done is None:
+                raise RuntimeError(f"engine '{self.model.engine}' ended the reply without "
+                                   "its ChatDone event")
         except BaseException:
             if pieces:  # Ctrl-C mid-reply: keep what was said so the history stays true
                 turn.reply = "".join(pieces)
@@ -153,7 +156,7 @@ class ChatSession:
         self._ids = list(self.engine.prompt_tokens(messages))
         return len(self._ids)
 
-    def _record(self, turn: Turn, done: Any, attach_s: float, dropped: int,
+    def _record(self, turn: Turn, done: ChatDone, attach_s: float, dropped: int,
                 reused: bool | None, stopped: bool) -> ChatRecord:
         load_s, self._load_s = self._load_s, 0.0
         decode_s = done.total_s - done.ttft_s

@@ -6,12 +6,11 @@ none or a folder was given (``/speak on DIR``), written there as ``reply-001.wav
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 from pathlib import Path
 
-from mmcli.errors import InputError, NotAvailableError
+from mmcli.errors import InputError
 from mmcli.outputs import atomic_write
 from mmcli.settings import Settings, data_dir
 
@@ -39,9 +38,6 @@ class Speaker:
 
     def on(self, folder: Path | None = None) -> str:
         """Enable speech; returns a line saying where the audio goes."""
-        if importlib.util.find_spec("mmcli.tasks.speak") is None:
-            raise NotAvailableError("speaking replies needs the speak task, which is not "
-                                    "available in this version")
         self.folder = folder or (None if player() else data_dir() / "speech")
         self.enabled = True
         if self.folder is None:
