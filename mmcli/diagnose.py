@@ -1,4 +1,8 @@
-"""Facts for ``mmcli doctor``: each probe imports one engine and reports, never raises."""
+"""Facts for ``mmcli doctor``: each probe imports one engine and reports, never raises.
+
+Each engine's ``--device`` lines come from ``mmcli.devices`` (the policy the backends use), so
+doctor words a missing GPU exactly as the error of ``--device cuda`` would.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +13,12 @@ import platform
 import sys
 from typing import Any
 
-from mmcli import engines, manifest
+from mmcli import devices, engines, manifest
 from mmcli.errors import MmcliError
 from mmcli.settings import Settings, cache_dir, config_dir, hf_hub_cache
 
 PACKAGES = ("llama-cpp-python", "faster-whisper", "ctranslate2", "piper-tts", "onnxruntime",
             "huggingface-hub", "av", "numpy", "pillow", "typer", "rich")
-
-
-# onnxruntime lists "AzureExecutionProvider" on CPU-only builds: count only real accelerators.
-GPU_PROVIDERS = {"CUDAExecutionProvider", "TensorrtExecutionProvider", "ROCMExecutionProvider",
-                 "CoreMLExecutionProvider", "DmlExecutionProvider", "MIGraphXExecutionProvider"}
 
 
 def _version(dist: str) -> str | None:
@@ -40,26 +39,28 @@ def _llama() -> dict[str, Any]:
     import llama_cpp
 
     gpu = bool(llama_cpp.llama_supports_gpu_offload())
-    return {"gpu_offload": gpu, "metal": gpu and sys.platform == "darwin",
-            "cuda": gpu and sys.platform != "darwin"}
+    table = devices.describe("llama", devices.Available(gpu_offload=gpu))
+    return {"gpu_offload": gpu, "metal": "device" in table["metal"],
+            "cuda": "device" in table["cuda"], "devices": table}
 
 
 def _ctranslate2() -> dict[str, Any]:
     import ctranslate2
 
-    return {"cuda_devices": ctranslate2.get_cuda_device_count(),
-            "compute_types_cpu": sorted(ctranslate2.get_supported_compute_types("cpu"))}
+    cuda = ctranslate2.get_cuda_device_count()
+    return {"cuda_devices": cuda,
+            "compute_types_cpu": sorted(ctranslate2.get_supported_compute_types("cpu")),
+            "devices": devices.describe("whisper", devices.Available(cuda_devices=cuda))}
 
 
-def _onnxruntime() -> dict[str, Any]:
+def _onnxruntime(kind: devices.Kind) -> dict[str, Any]:
     import onnxruntime
 
-    return {"providers": onnxruntime.get_available_providers()}
-
-
-def _piper() -> dict[str, Any]:
-    importlib.import_module("piper")
-    return {}
+    if kind == "piper":
+        importlib.import_module("piper")
+    providers = onnxruntime.get_available_providers()
+    return {"providers": providers,
+            "devices": devices.describe(kind, devices.Available(providers=tuple(providers)))}
 
 
 def report(settings: Settings) -> dict[str, Any]:
@@ -76,8 +77,8 @@ def report(settings: Settings) -> dict[str, Any]:
         "engines": {
             "llama": _probe(_llama),
             "whisper": _probe(_ctranslate2),
-            "piper": _probe(_piper),
-            "sam-onnx": _probe(_onnxruntime),
+            "piper": _probe(lambda: _onnxruntime("piper")),
+            "sam-onnx": _probe(lambda: _onnxruntime("sam")),
         },
         "registered_engines": engines.names(),
         "manifest_layers": layers,
@@ -94,17 +95,19 @@ def report(settings: Settings) -> dict[str, Any]:
 def lines(r: dict[str, Any]) -> list[str]:
     """Human-readable lines of ``report``."""
     out = [f"python      {r['python']} ({r['platform']})"]
+    gpus: list[str] = []
     for name, probe in r["engines"].items():
         if not probe["ok"]:
             out.append(f"{name:<11} NOT USABLE: {probe['error']}")
             continue
-        detail = {k: v for k, v in probe.items() if k != "ok"}
+        detail = {k: v for k, v in probe.items() if k not in ("ok", "devices")}
         extra = ", ".join(f"{k}={v}" for k, v in detail.items())
         out.append(f"{name:<11} ok{(' (' + extra + ')') if extra else ''}")
-    gpu = r["engines"]["llama"].get("gpu_offload") or \
-        r["engines"]["whisper"].get("cuda_devices", 0) > 0 or \
-        bool(GPU_PROVIDERS & set(r["engines"]["sam-onnx"].get("providers", [])))
-    out.append(f"gpu         {'available' if gpu else 'none usable (CPU only)'}")
+        out += devices.doctor_lines(probe["devices"], indent=" " * 12)
+        gpus += [f"{name} ({probe['devices'][accel]['device']})" for accel in devices.ACCELERATORS
+                 if "device" in probe["devices"][accel]]
+    usable = "usable by " + ", ".join(gpus) if gpus else "none usable (CPU only)"
+    out.append(f"gpu         {usable}")
     pk = ", ".join(f"{k} {v}" for k, v in r["packages"].items() if v)
     out.append(f"packages    {pk}")
     for i, layer in enumerate(r["manifest_layers"]):

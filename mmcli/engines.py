@@ -23,7 +23,7 @@ TASKS = ("caption", "vqa", "transcribe", "speak", "segment", "chat")
 
 
 class Engine(Protocol):
-    """What every backend class provides. Task methods are engine-specific."""
+    """What every backend class provides. Task methods are per family: ``mmcli.enginetypes``."""
 
     device: str
 

@@ -31,3 +31,19 @@ def test_doctor_reports_broken_manifest_without_failing(cli, tmp_path):
     r = cli("--models", str(bad), "doctor")
     assert r.exit_code == 0
     assert "manifest    ERROR" in r.stdout
+
+
+def test_doctor_device_lines_match_the_engine_errors(cli):
+    """doctor words a missing accelerator exactly as ``--device`` does (``mmcli.devices``)."""
+    rep = json.loads(cli("doctor", "--json").stdout)
+    for probe in rep["engines"].values():
+        assert set(probe["devices"]) == {"auto", "cpu", "cuda", "metal"}
+        assert probe["devices"]["cpu"]["device"] == "cpu"
+    piper_cuda = rep["engines"]["piper"]["devices"]["cuda"]
+    if "error" not in piper_cuda:
+        return  # this onnxruntime has CUDA
+    text = cli("doctor").stdout
+    assert f"{piper_cuda['error']}; {piper_cuda['hint']}" in text
+    speak = cli("--device", "cuda", "speak", "hi", "--raw")
+    assert speak.exit_code == 3
+    assert f"error: {piper_cuda['error']}\nhint: {piper_cuda['hint']}" in speak.stderr

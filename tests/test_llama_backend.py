@@ -7,19 +7,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from mmcli import manifest, resolve
+from mmcli import devices, manifest, resolve
 from mmcli.errors import InputError, ModelUnavailableError, UsageError
+from mmcli.events import ChatDone, TextDelta
 from mmcli.settings import Settings
 from tests.vision_fixtures import make_image, tiny_vlm_dir, tiny_vlm_manifest  # noqa: F401
 
 pytest.importorskip("llama_cpp")
 
-from mmcli.backends.llama import (  # noqa: E402
-    ChatDelta,
-    ChatDone,
-    LlamaEngine,
-    gpu_layers,
-)
+from mmcli.backends.llama import LlamaEngine, available  # noqa: E402
 from mmcli.backends.textstream import TextStream  # noqa: E402
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
@@ -38,7 +34,7 @@ def run(engine: LlamaEngine, messages: list[dict], **kw: object) -> tuple[str, C
     events = list(engine.chat(messages, **kw))  # type: ignore[arg-type]
     done = events[-1]
     assert isinstance(done, ChatDone)
-    assert all(isinstance(e, ChatDelta) for e in events[:-1])
+    assert all(isinstance(e, TextDelta) for e in events[:-1])
     return "".join(e.text for e in events[:-1]), done  # type: ignore[union-attr]
 
 
@@ -92,6 +88,12 @@ def test_errors(smollm: LlamaEngine) -> None:
         list(smollm.chat(image))
     with pytest.raises(InputError, match=r"needs \d+ tokens .* holds 2048"):
         list(smollm.chat([{"role": "user", "content": "word " * 3000}]))
+
+
+def gpu_layers(device: str, options: dict) -> tuple[int, str]:
+    """``(n_gpu_layers, device name)`` the way ``LlamaEngine.load`` resolves them."""
+    dev = devices.resolve(device, "llama", available(), n_gpu_layers=options.get("n_gpu_layers"))
+    return dev.n_gpu_layers, dev.name
 
 
 def test_device_mapping() -> None:

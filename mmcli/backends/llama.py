@@ -14,19 +14,19 @@ import contextlib
 import ctypes
 import ctypes.util
 import random
-import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import llama_cpp
 from llama_cpp import Llama
 
+from mmcli import devices
 from mmcli.backends import mtmd
 from mmcli.backends.textstream import TextStream
 from mmcli.errors import InputError, ModelUnavailableError, UsageError
+from mmcli.events import ChatDone, GenerationEvent, TextDelta
 from mmcli.records import ResolvedModel
 from mmcli.settings import Settings
 
@@ -34,25 +34,6 @@ DEFAULT_N_CTX_TEXT = 2048
 DEFAULT_N_CTX_VISION = 4096
 # llama-cpp-python's create_chat_completion defaults, so answers match what its users see.
 SAMPLING = {"top_k": 40, "top_p": 0.95, "min_p": 0.05, "repeat_penalty": 1.1}
-
-
-@dataclass
-class ChatDelta:
-    """One streamed piece of the reply."""
-
-    text: str
-
-
-@dataclass
-class ChatDone:
-    """Always the last event of ``chat()``: token counts and timings."""
-
-    prompt_tokens: int
-    completion_tokens: int
-    finish_reason: str  # "stop" | "length"
-    ttft_s: float
-    total_s: float
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 def _c_noop_log() -> Any:
@@ -87,29 +68,9 @@ def set_logging(verbose: bool) -> None:
     mtmd.set_logging(callback)
 
 
-def gpu_layers(device: str, options: dict[str, Any]) -> tuple[int, str]:
-    """``(n_gpu_layers, device name)`` for ``--device`` and the manifest/CLI ``n_gpu_layers``.
-
-    Raises:
-        ModelUnavailableError: cuda/metal asked for explicitly but this build cannot offload.
-    """
-    can_offload = bool(llama_cpp.llama_supports_gpu_offload())
-    gpu_name = "metal" if sys.platform == "darwin" else "cuda"
-    if device in ("cuda", "metal") and not can_offload:
-        raise ModelUnavailableError(
-            f"--device {device}: this llama-cpp-python build has no GPU support",
-            hint="reinstall llama-cpp-python with GPU support (e.g. CMAKE_ARGS=\"-DGGML_CUDA=on\" "
-                 "pip install --force-reinstall llama-cpp-python), or use --device cpu")
-    explicit = options.get("n_gpu_layers")
-    if device == "cpu":
-        return 0, "cpu"
-    if explicit is not None:
-        layers = int(explicit)
-    else:
-        layers = -1 if can_offload else 0
-    if layers != 0 and can_offload:
-        return layers, device if device in ("cuda", "metal") else gpu_name
-    return 0, "cpu"
+def available() -> devices.Available:
+    """What this llama-cpp-python build can offload to (for ``mmcli.devices.resolve``)."""
+    return devices.Available(gpu_offload=bool(llama_cpp.llama_supports_gpu_offload()))
 
 
 def _cpu_has_amx() -> bool:
@@ -145,7 +106,13 @@ def _extra_buffers(enabled: bool) -> Iterator[None]:
 
 
 class LlamaEngine:
-    """A loaded GGUF model (plus its mmproj for vision). See LLAMA_ENGINE.md for the contract."""
+    """A loaded GGUF model (plus its mmproj for vision): a ``mmcli.enginetypes.ChatEngine``.
+
+    The contract (docs/ARCHITECTURE.md, "A backend class"): ``load()``, ``close()``, ``device``
+    (what actually runs), and the task methods ``chat()`` (yields ``mmcli.events.TextDelta``
+    pieces, then one ``ChatDone``) and ``prompt_tokens()``; ``n_ctx`` and ``has_vision`` tell
+    the chat session how much fits and whether images can be sent.
+    """
 
     def __init__(self, llm: Llama, *, name: str, device: str, template: str,
                  vision: mtmd.Vision | None) -> None:
@@ -170,14 +137,17 @@ class LlamaEngine:
         Returns:
             The engine, ready for ``chat()``.
         Raises:
-            ModelUnavailableError: the file is not a loadable GGUF, or no GPU support.
+            ModelUnavailableError: the file is not a loadable GGUF.
+            EngineMissingError: ``--device cuda|metal`` but this build cannot offload there.
             UsageError: the model has no chat template.
         """
         set_logging(settings.verbose)
         mmproj = model.files.get("mmproj")
         n_ctx = int(model.options.get("n_ctx") or
                     (DEFAULT_N_CTX_VISION if mmproj else DEFAULT_N_CTX_TEXT))
-        layers, device = gpu_layers(settings.device, model.options)
+        device = devices.resolve(settings.device, "llama", available(),
+                                 n_gpu_layers=model.options.get("n_gpu_layers"))
+        layers = device.n_gpu_layers
         path = model.files["model"]
         extra = model.options.get("extra_bufts")
         try:
@@ -205,7 +175,7 @@ class LlamaEngine:
                 raise ModelUnavailableError(
                     f"model '{model.name}': cannot load the mmproj {mmproj}: {exc}",
                     hint="the mmproj must belong to the same model as the text GGUF") from None
-        engine = cls(llm, name=model.name, device=device, template=template, vision=vision)
+        engine = cls(llm, name=model.name, device=device.name, template=template, vision=vision)
         engine._warm_up()
         return engine
 
@@ -231,7 +201,7 @@ class LlamaEngine:
     def chat(self, messages: list[dict[str, Any]], *, max_tokens: int = 256,
              temperature: float = 0.0, seed: int | None = None, stop: list[str] | None = None,
              should_stop: Callable[[], bool] | None = None,
-             ) -> Iterator[ChatDelta | ChatDone]:
+             ) -> Iterator[GenerationEvent]:
         """Stream a reply to OpenAI-style ``messages``.
 
         Args:
@@ -243,7 +213,7 @@ class LlamaEngine:
             stop: extra stop strings (not included in the output).
             should_stop: polled between tokens; True ends generation ("stop").
         Yields:
-            ``ChatDelta`` pieces, then exactly one ``ChatDone``.
+            ``mmcli.events.TextDelta`` pieces, then exactly one ``mmcli.events.ChatDone``.
         Raises:
             UsageError: images given to a model without mmproj.
             InputError: the prompt does not fit ``n_ctx``; an image cannot be decoded.
@@ -275,7 +245,7 @@ class LlamaEngine:
 
     def _generate(self, prompt: list[int], start: float, extra: dict[str, float], *,
                   max_tokens: int, temperature: float, seed: int | None, stop: list[str],
-                  should_stop: Callable[[], bool] | None) -> Iterator[ChatDelta | ChatDone]:
+                  should_stop: Callable[[], bool] | None) -> Iterator[GenerationEvent]:
         llm = self.llm
         budget = min(max_tokens, self.n_ctx - len(prompt))
         llm.set_seed(seed if seed is not None else random.randrange(2**31))
@@ -291,7 +261,7 @@ class LlamaEngine:
             if count == 1:
                 ttft = time.perf_counter() - start
             if piece:
-                yield ChatDelta(piece)
+                yield TextDelta(piece)
             if hit or (should_stop is not None and should_stop()):
                 reason = "stop"
                 break
@@ -299,7 +269,7 @@ class LlamaEngine:
                 break
         tail = stream.flush()
         if tail:
-            yield ChatDelta(tail)
+            yield TextDelta(tail)
         total = time.perf_counter() - start
         yield ChatDone(prompt_tokens=len(prompt), completion_tokens=count, finish_reason=reason,
                        ttft_s=ttft or total, total_s=total, extra=extra)

@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,9 @@ from piper import PiperVoice
 from piper.config import PiperConfig, SynthesisConfig
 from piper.voice import AudioChunk
 
-from mmcli.errors import EngineMissingError, NotAvailableError, UsageError
+from mmcli import devices
+from mmcli.enginetypes import VoiceInfo
+from mmcli.errors import EngineMissingError, UsageError
 from mmcli.outputs import atomic_write
 from mmcli.records import ResolvedModel
 from mmcli.settings import Settings, cache_dir
@@ -36,20 +37,9 @@ PATCH_VERSION = 1  # bump when seed_noise changes: cached graphs are keyed by it
 FIRST_GUESS = 2048
 
 
-def pick_providers(requested: str) -> tuple[str, list[str]]:
-    """``(device, onnxruntime providers)`` for ``--device``; explicit but absent is an error."""
-    available = onnxruntime.get_available_providers()
-    cuda = "CUDAExecutionProvider" in available
-    if requested == "cuda" and not cuda:
-        raise EngineMissingError(
-            "--device cuda was asked for, but this onnxruntime has no CUDA provider",
-            hint="pip install onnxruntime-gpu (and the CUDA runtime), or use --device cpu")
-    if requested == "metal":
-        raise NotAvailableError("piper voices have no Metal backend here",
-                                hint="use --device cpu (or auto)")
-    if requested == "cuda" or (requested == "auto" and cuda):
-        return "cuda", ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return "cpu", ["CPUExecutionProvider"]
+def available() -> devices.Available:
+    """onnxruntime's providers here (for ``mmcli.devices.resolve``)."""
+    return devices.Available(providers=tuple(onnxruntime.get_available_providers()))
 
 
 def seed_noise(model_path: Path) -> tuple[bytes, list[tuple[str, float, float]]]:
@@ -163,15 +153,6 @@ class SeededSession:
         return values * np.float32(scale) + np.float32(mean) if (mean, scale) != (0, 1) else values
 
 
-@dataclass
-class VoiceInfo:
-    """What records and option checks need to know about the voice."""
-
-    sample_rate: int
-    num_speakers: int
-    speakers: dict[str, int]
-
-
 class PiperEngine:
     """A piper voice whose noise is seeded (reproducible output).
 
@@ -187,20 +168,26 @@ class PiperEngine:
 
     @classmethod
     def load(cls, model: ResolvedModel, settings: Settings) -> PiperEngine:
-        """Load the voice (``model`` + ``config`` files) with the seeded noise graph."""
+        """Load the voice (``model`` + ``config`` files) with the seeded noise graph.
+
+        Raises:
+            EngineMissingError: ``--device cuda|metal`` that onnxruntime cannot use here, or
+                the ``onnx`` package is missing.
+        """
         if not settings.verbose:  # "Missing phoneme from id map" for emoji etc. is not news
             logging.getLogger("piper").setLevel(logging.ERROR)
             onnxruntime.set_default_logger_severity(4)  # retries are expected
-        device, providers = pick_providers(settings.device)
+        device = devices.resolve(settings.device, "piper", available())
         config = PiperConfig.from_dict(json.loads(model.files["config"].read_text("utf-8")))
         data, noise = seeded_model(model.files["model"])
         options = onnxruntime.SessionOptions()
         if settings.threads:
             options.intra_op_num_threads = settings.threads
         session = SeededSession(onnxruntime.InferenceSession(data, sess_options=options,
-                                                             providers=providers), noise)
+                                                             providers=list(device.providers)),
+                                noise)
         voice = PiperVoice(session=session, config=config)  # type: ignore[arg-type]
-        return cls(voice, session, device)
+        return cls(voice, session, device.name)
 
     def speaker_id(self, speaker: str | None) -> int | None:
         """``--speaker`` (an id or a name) -> id; None for the voice's default.

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from mmcli.errors import ConfigError, EngineMissingError, ModelUnavailableError
+from mmcli import devices
+from mmcli.errors import ConfigError, ModelUnavailableError
 from mmcli.records import ResolvedModel
 from mmcli.settings import Settings
 
@@ -27,9 +28,6 @@ from mmcli.settings import Settings
 PIXEL_MEAN = np.array([123.675, 116.28, 103.53], dtype=np.float32)
 PIXEL_STD = np.array([58.395, 57.12, 57.375], dtype=np.float32)
 DECODER_INPUTS = ("image_embeddings", "point_coords", "point_labels", "orig_im_size")
-PROVIDERS = {"cuda": "CUDAExecutionProvider", "metal": "CoreMLExecutionProvider"}
-DEVICE_NAMES = {"CUDAExecutionProvider": "cuda", "CoreMLExecutionProvider": "coreml",
-                "CPUExecutionProvider": "cpu"}
 
 
 @dataclass
@@ -60,22 +58,11 @@ def resized_size(h: int, w: int, frame: int) -> tuple[int, int]:
     return int(h * scale + 0.5), int(w * scale + 0.5)
 
 
-def choose_providers(device: str, available: list[str]) -> list[str]:
-    """onnxruntime providers for ``--device``: accelerators only when asked for and present.
+def available() -> devices.Available:
+    """onnxruntime's providers here (for ``mmcli.devices.resolve``)."""
+    import onnxruntime as ort
 
-    Raises:
-        EngineMissingError: ``--device cuda|metal`` but onnxruntime lacks that provider (no
-            silent fallback to the CPU).
-    """
-    if device in ("auto", "cpu"):
-        return ["CPUExecutionProvider"]
-    wanted = PROVIDERS[device]
-    if wanted not in available:
-        hint = ("install onnxruntime-gpu with a matching CUDA runtime, or use --device cpu"
-                if device == "cuda" else "CoreML needs onnxruntime on macOS; use --device cpu")
-        raise EngineMissingError(f"--device {device}: onnxruntime has no {wanted} here "
-                                 f"(available: {', '.join(available)})", hint=hint)
-    return [wanted, "CPUExecutionProvider"]
+    return devices.Available(providers=tuple(ort.get_available_providers()))
 
 
 class SamEngine:
@@ -87,7 +74,8 @@ class SamEngine:
                  model: ResolvedModel) -> None:
         self.encoder, self.decoder = encoder, decoder
         self.preprocess, self.frame, self.model = preprocess, frame, model
-        self.device = DEVICE_NAMES.get(encoder.get_providers()[0], encoder.get_providers()[0])
+        first = encoder.get_providers()[0]  # what runs: onnxruntime may have dropped a provider
+        self.device = devices.PROVIDER_DEVICES.get(first, first)
         self.input_name = encoder.get_inputs()[0].name
         outputs = [o.name for o in encoder.get_outputs()]
         self.embedding_name = "image_embeddings" if "image_embeddings" in outputs else outputs[0]
@@ -108,7 +96,7 @@ class SamEngine:
         """
         import onnxruntime as ort
 
-        providers = choose_providers(settings.device, ort.get_available_providers())
+        providers = list(devices.resolve(settings.device, "sam", available()).providers)
         opts = ort.SessionOptions()
         opts.log_severity_level = 2 if settings.verbose else 3
         if settings.threads:

@@ -18,7 +18,8 @@ import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel, decode_audio
 from faster_whisper.transcribe import Segment, TranscriptionInfo
 
-from mmcli.errors import EngineMissingError, InputError, NotAvailableError, UsageError
+from mmcli import devices
+from mmcli.errors import InputError, UsageError
 from mmcli.records import ResolvedModel
 from mmcli.settings import Settings
 
@@ -27,25 +28,9 @@ COMPUTE_TYPES = ("auto", "int8", "int8_float16", "int8_float32", "int8_bfloat16"
                  "bfloat16", "float32", "default")
 
 
-def pick_device(requested: str) -> str:
-    """The CTranslate2 device for ``--device``; an explicit one that is absent is an error.
-
-    Raises:
-        EngineMissingError: ``cuda`` without a CUDA device (exit 3, as for every engine).
-        NotAvailableError: ``metal``, which CTranslate2 does not have (exit 2).
-    """
-    cuda = ctranslate2.get_cuda_device_count() > 0
-    if requested == "auto":
-        return "cuda" if cuda else "cpu"
-    if requested == "cuda" and not cuda:
-        raise EngineMissingError(
-            "--device cuda was asked for, but CTranslate2 finds no CUDA device",
-            hint="install the NVIDIA driver and a CUDA build of ctranslate2 (check with "
-                 "`mmcli doctor`), or use --device cpu")
-    if requested == "metal":
-        raise NotAvailableError("faster-whisper (CTranslate2) has no Metal backend",
-                                hint="use --device cpu (or auto)")
-    return requested
+def available() -> devices.Available:
+    """What CTranslate2 can run on here (for ``mmcli.devices.resolve``)."""
+    return devices.Available(cuda_devices=ctranslate2.get_cuda_device_count())
 
 
 class WhisperEngine:
@@ -65,10 +50,15 @@ class WhisperEngine:
 
     @classmethod
     def load(cls, model: ResolvedModel, settings: Settings) -> WhisperEngine:
-        """Load the model with its manifest compute type (``options.compute_type``, or auto)."""
+        """Load the model with its manifest compute type (``options.compute_type``, or auto).
+
+        Raises:
+            EngineMissingError: ``--device cuda|metal`` that CTranslate2 cannot use here.
+        """
         if not settings.verbose:
             logging.getLogger("faster_whisper").setLevel(logging.ERROR)
-        engine = cls(model.files["model"].parent, pick_device(settings.device), settings.threads,
+        device = devices.resolve(settings.device, "whisper", available())
+        engine = cls(model.files["model"].parent, device.ct2_device, settings.threads,
                      str(model.options.get("compute_type", "auto")))
         engine.model(engine.default_compute)
         return engine

@@ -1,4 +1,4 @@
-"""``mmcli doctor``: which engines import, their GPU offload, and the config in effect."""
+"""``mmcli doctor``: which engines import, what each ``--device`` gives them, the config."""
 
 import json
 from typing import Annotated
@@ -11,7 +11,7 @@ from mmcli.cli.common import settings_of
 def doctor(ctx: typer.Context,
            as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
            ) -> None:
-    """Python and engine versions, GPU offload per engine, manifest layers, cache, offline."""
+    """Python and engine versions, each engine's --device choices, manifest layers, cache."""
     from mmcli import diagnose  # imports engines on purpose; only this command pays for it
 
     report = diagnose.report(settings_of(ctx))
