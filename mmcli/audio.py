@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from mmcli.errors import NotAvailableError, OutputError
+from mmcli.errors import NotAvailableError
 
 # (executable, argv before the file): tried in this order by ``--play``.
 PLAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -46,28 +46,6 @@ def write_wav(fh: BinaryIO, chunks: Iterable[bytes], sample_rate: int, channels:
             wav.writeframes(chunk)
             frames += len(chunk) // (channels * sample_width)
     return frames
-
-
-def write_wav_file(path: Path, chunks: Iterable[bytes], sample_rate: int) -> int:
-    """Atomically write a WAV file from streamed PCM chunks (``outputs.atomic_file``).
-
-    Raises:
-        OutputError: the folder is not writable, or the disk is full.
-    """
-    from mmcli.outputs import atomic_file
-
-    try:
-        with atomic_file(path) as fh:
-            return write_wav(fh, chunks, sample_rate)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}",
-                          hint="free space or fix permissions; nothing was left behind") from None
-
-
-def read_wav(data: bytes) -> tuple[int, bytes]:
-    """``(sample_rate, pcm_bytes)`` of a WAV file's content."""
-    with wave.open(io.BytesIO(data), "rb") as wav:
-        return wav.getframerate(), wav.readframes(wav.getnframes())
 
 
 def find_player() -> list[str] | None:

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from mmcli.errors import UsageError
 from mmcli.inputs import discover, in_shard, mark_collisions, parse_shard, sniff
-from mmcli.outputs import atomic_write, sidecar_path
+from mmcli.atomic import atomic_write
+from mmcli.outputs import sidecar_path
 
 MAGIC = {
     b"\xff\xd8\xff\xe0": "image", b"\x89PNG\r\n\x1a\n": "image", b"GIF89a": "image",

@@ -211,7 +211,7 @@ def test_unwritable_output_dir_then_fixed(tmp_path, cli, fake_engine):
 
 def test_disk_full_mid_batch_then_rerun(tmp_path, cli, fake_engine, monkeypatch):
     """ENOSPC on the 3rd rename: clean error, journal lists exactly the finished ones."""
-    from mmcli import outputs
+    from mmcli import atomic
 
     src, out = corpus(tmp_path / "in", n=6), tmp_path / "out"
     real_replace = os.replace
@@ -223,7 +223,7 @@ def test_disk_full_mid_batch_then_rerun(tmp_path, cli, fake_engine, monkeypatch)
             raise OSError(28, "No space left on device")
         return real_replace(a, b)
 
-    monkeypatch.setattr(outputs.os, "replace", flaky_replace)
+    monkeypatch.setattr(atomic.os, "replace", flaky_replace)
     base = ["--models", str(fake_engine), "fake-caption", str(src), "--output-dir", str(out)]
     r = cli(*base)
     assert r.exit_code == 1
@@ -232,7 +232,7 @@ def test_disk_full_mid_batch_then_rerun(tmp_path, cli, fake_engine, monkeypatch)
     lines = journal_lines(out / ".mmcli-journal.jsonl")
     assert [x["status"] for x in lines] == ["done", "done"]
     assert len(list(out.glob("*.txt"))) == 2 and not list(out.glob(".*.tmp"))
-    monkeypatch.setattr(outputs.os, "replace", real_replace)
+    monkeypatch.setattr(atomic.os, "replace", real_replace)
     r = cli(*base)
     assert r.exit_code == 0 and "4 done, 0 failed, 2 skipped" in r.stderr
     assert len(journal_lines(out / ".mmcli-journal.jsonl")) == 6

@@ -44,7 +44,7 @@ def test_default_is_one_text_sidecar(tmp_path: Path) -> None:
 def test_atomic_write_follows_the_umask(tmp_path: Path) -> None:
     import os
 
-    from mmcli.outputs import atomic_write
+    from mmcli.atomic import atomic_write
 
     old = os.umask(0o022)
     try:
@@ -57,7 +57,7 @@ def test_atomic_write_follows_the_umask(tmp_path: Path) -> None:
 def test_stale_temps_of_dead_writers_are_removed_live_ones_kept(tmp_path: Path) -> None:
     import os
 
-    from mmcli.outputs import clean_stale_temps
+    from mmcli.atomic import clean_stale_temps
 
     dead = _dead_pid()
     (tmp_path / "sub").mkdir()
