@@ -83,3 +83,28 @@ def test_together_sends_all_images(cli, tiny_vlm_manifest, tmp_path):
     assert bad.exit_code == 1 and "missing.png" in bad.stderr
     od = cli(*base, "--together", str(a), "--output-dir", str(tmp_path / "o"))
     assert od.exit_code == 2
+
+
+def test_together_is_one_unit_of_the_batch_flow(cli, tiny_vlm_manifest, tmp_path):
+    """--together goes through run_batch: --dry-run, --journal/resume and --max-duration apply
+    to the group (they were silently ignored when --together bypassed the batch flow)."""
+    a, b = make_image(tmp_path / "a.png", 4), make_image(tmp_path / "b.png", 5)
+    base = ["--models", str(tiny_vlm_manifest), "vqa", "-q", "Which?", "--together",
+            "--max-tokens", "4", str(a), str(b)]
+    dry = cli(*base, "--dry-run")
+    assert dry.exit_code == 0, dry.stderr
+    assert dry.stdout.splitlines()[1] == f"process\t{a} + {b}"
+    journal = tmp_path / "job.jsonl"
+    first = cli(*base, "-f", "jsonl", "--journal", str(journal))
+    assert first.exit_code == 0, first.stderr
+    assert len(jsonl(first.stdout)) == 1
+    lines = [json.loads(x) for x in journal.read_text().splitlines()]
+    assert [x["status"] for x in lines if "status" in x] == ["done"]
+    again = cli(*base, "-f", "jsonl", "--journal", str(journal))
+    assert again.exit_code == 0 and again.stdout == ""  # resumed: the group is done
+    assert "1 skipped" in again.stderr or again.stderr == ""
+    later = cli(*base, "-f", "jsonl", "--dry-run", "--journal", str(journal))
+    assert later.stdout.splitlines()[1].startswith("skip (done)")
+    b.write_bytes(make_image(tmp_path / "c.png", 6).read_bytes())  # a part changed: redo
+    redo = cli(*base, "-f", "jsonl", "--dry-run", "--journal", str(journal))
+    assert redo.stdout.splitlines()[1].startswith("process")
