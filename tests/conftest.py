@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 pytest_plugins = ["tests.fakes.fixtures"]
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-MEDIA = SHARED / "media"
+MEDIA = REPO / "tests" / "media"
+MEDIA_FILES = ("newspaper.jpg", "newsreel.mp3", "LICENSE-llama.cpp-media")
 
 
 @pytest.fixture(autouse=True)
@@ -52,9 +52,14 @@ def cli() -> Cli:
 
 @pytest.fixture
 def media() -> Path:
-    """``../shared/media`` (real test media); skips with the reason when it is absent."""
-    if not MEDIA.is_dir():
-        pytest.skip(f"shared media folder {MEDIA} is absent")
+    """``tests/media``: real test media committed with the repo (newspaper.jpg, newsreel.mp3).
+
+    Fails, never skips, when a file is missing: a checkout without them is broken.
+    """
+    missing = [name for name in MEDIA_FILES if not (MEDIA / name).is_file()]
+    if missing:
+        pytest.fail(f"test media missing from {MEDIA}: {', '.join(missing)}; restore them "
+                    "from git (git checkout -- tests/media)", pytrace=False)
     return MEDIA
 
 

@@ -47,9 +47,9 @@ def test_repl_session(smollm2: str, media: Path, tmp_path: Path, isolated: Path)
     say(child, "What is the capital of France?", "Paris", "context \\d+/2048")
     say(child, "/bogus", "error: unknown command /bogus")
     say(child, "/attach nope.wav", "error: nope.wav: no such file")
-    say(child, "/attach ../shared/media/newsreel.mp3", "attached newsreel.mp3 \\(audio")
+    say(child, "/attach tests/media/newsreel.mp3", "attached newsreel.mp3 \\(audio")
     say(child, "Which newspaper is mentioned?",
-        "audio ../shared/media/newsreel.mp3: transcribed by tiny.en-bundled")
+        "audio tests/media/newsreel.mp3: transcribed by tiny.en-bundled")
     # Ctrl-C during a long reply stops the reply, not the session.
     child.sendline("Write a very long story about a dragon who learns to cook.")  # type: ignore
     child.expect("cook\\.")  # type: ignore[attr-defined]  # the echoed line

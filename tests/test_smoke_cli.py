@@ -1,4 +1,4 @@
-"""The CLI answers: help, version, not-yet-available tasks."""
+"""The CLI answers ``--version`` (``mmcli <version>``) and ``--help`` (lists every command)."""
 
 from mmcli import __version__
 

@@ -1,15 +1,23 @@
 """Generate a tiny vision-language model (text GGUF + mmproj GGUF) for llama.cpp's libmtmd.
 
 The pair is random but seeded (byte-identical files for a seed), ~700 KB, and loads and answers
-in milliseconds, so tests drive the real engine end to end (see ../shared/FIXTURES.md):
+in milliseconds (verified with llama-cpp-python 0.3.36 on CPU), so tests drive the real engine
+end to end:
 
 - text: ``llama`` architecture, 2 layers, hidden 64, a built-in vocabulary (special tokens,
   256 byte tokens, printable ASCII) and a ChatML-like chat template that iterates content parts.
 - mmproj: LLaVA-1.5 style ``mlp`` projector, 56x56 images in 14-pixel patches (16 image tokens),
   vision width 32, 2 blocks.
 
+What the loader insists on (each a silent or late failure otherwise): ``clip.vision.image_mean``
+and ``image_std`` as float arrays; a vision feed-forward size different from the vision width
+(clip.cpp guesses swapped up/down weights otherwise); a projector whose last layer outputs the
+text hidden size (a mismatch shows only at the first chat completion, as the mmproj loads
+lazily); a chat template that iterates content parts and leaves BOS out (the handler adds it).
+
 Weights use a large std and an output head whose byte/control rows are zero, so replies are
-printable, never end early on EOS, and change with the image's pixels.
+printable, never end early on EOS, and change with the image's pixels (at std 0.02 with tied
+embeddings the model repeats one token and ignores the image).
 
 Run ``python -m tests.tinyvlm DIR`` to write the pair into DIR.
 """
