@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mmcli.atomic import atomic_write
 from mmcli.errors import UsageError
 from mmcli.inputs import discover, in_shard, mark_collisions, parse_shard, sniff
-from mmcli.atomic import atomic_write
 from mmcli.outputs import sidecar_path
 
 MAGIC = {

@@ -27,7 +27,7 @@ from piper.voice import AudioChunk
 from mmcli import devices
 from mmcli.enginetypes import VoiceInfo
 from mmcli.errors import EngineMissingError, UsageError
-from mmcli.outputs import atomic_write
+from mmcli.atomic import atomic_write
 from mmcli.records import ResolvedModel
 from mmcli.settings import Settings, cache_dir
 
