@@ -25,9 +25,9 @@ from piper.config import PiperConfig, SynthesisConfig
 from piper.voice import AudioChunk
 
 from mmcli import devices
+from mmcli.atomic import atomic_write
 from mmcli.enginetypes import VoiceInfo
 from mmcli.errors import EngineMissingError, UsageError
-from mmcli.atomic import atomic_write
 from mmcli.records import ResolvedModel
 from mmcli.settings import Settings, cache_dir
 
