@@ -15,6 +15,7 @@ from typing import Any
 
 from mmcli import console, engines
 from mmcli.atomic import atomic_write
+from mmcli.enginetypes import SegmentationEngine
 from mmcli.errors import InputError, UsageError
 from mmcli.events import Done, TaskEvent
 from mmcli.inputs import InputItem
@@ -155,7 +156,8 @@ def load_image(item: InputItem) -> tuple[Any, bytes]:
     return np.asarray(rgb, dtype=np.uint8), data
 
 
-def embedding_for(engine: Any, image: Any, data: bytes, cache: str | None) -> tuple[Any, bool]:
+def embedding_for(engine: SegmentationEngine, image: Any, data: bytes,
+                  cache: str | None) -> tuple[Any, bool]:
     """The image embedding, from ``--embeddings-cache`` (keyed by content + model) or fresh."""
     from mmcli.backends.sam import Embedding
 
@@ -174,7 +176,7 @@ def embedding_for(engine: Any, image: Any, data: bytes, cache: str | None) -> tu
     return emb, False
 
 
-def _masks(engine: Any, emb: Any, prompts: list[Any] | None, options: Options,
+def _masks(engine: SegmentationEngine, emb: Any, prompts: list[Any] | None, options: Options,
            quiet: bool, warned: list[bool]) -> list[Any]:
     from mmcli.tasks import segment_core as core
 
@@ -253,6 +255,7 @@ class SegmentTask(Task[Options]):
         warned: list[bool] = []
 
         def process(item: InputItem) -> Iterator[TaskEvent]:
+            engine: SegmentationEngine
             engine, load_s = engines.load(model, settings)
             start = time.perf_counter()
             image, data = load_image(item)

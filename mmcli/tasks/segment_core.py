@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mmcli import masks as mk
-from mmcli.backends.sam import Embedding, SamEngine
+from mmcli.backends.sam import Embedding
+from mmcli.enginetypes import SegmentationEngine
 
 if TYPE_CHECKING:
     from mmcli.tasks.segment import AutoSettings
@@ -77,7 +78,7 @@ def candidates(n_out: int, multimask: bool) -> list[int]:
     return list(range(n_out))
 
 
-def run_prompts(engine: SamEngine, emb: Embedding, prompts: list[Prompt],
+def run_prompts(engine: SegmentationEngine, emb: Embedding, prompts: list[Prompt],
                 batch: int = 64) -> list[tuple[Prompt, np.ndarray, np.ndarray]]:
     """Decode every prompt; prompts with equal point counts share one batched decoder call.
 
@@ -105,7 +106,7 @@ def finish(up: mk.Upsampler, low: np.ndarray, score: float, prompt: Prompt) -> F
                  mk.encode_rle(mask), mk.bbox(mask), mk.area(mask))
 
 
-def prompt_masks(engine: SamEngine, emb: Embedding, prompts: list[Prompt],
+def prompt_masks(engine: SegmentationEngine, emb: Embedding, prompts: list[Prompt],
                  multimask: bool) -> list[Found]:
     """Masks for explicit prompts: the best per prompt, or every candidate by score."""
     found: list[Found] = []
@@ -125,7 +126,7 @@ def grid(h: int, w: int, n: int) -> list[tuple[float, float]]:
     return [(float(x * w), float(y * h)) for y in ticks for x in ticks]
 
 
-def auto_masks(engine: SamEngine, emb: Embedding, cfg: AutoSettings) -> list[Found]:
+def auto_masks(engine: SegmentationEngine, emb: Embedding, cfg: AutoSettings) -> list[Found]:
     """Masks for everything: a point grid, filtered by predicted IoU and stability, box NMS,
     ``min_area``, sorted by area (largest first)."""
     h, w = emb.orig

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from mmcli import console, engines
+from mmcli.enginetypes import TextToSpeechEngine
 from mmcli.errors import InputError, UsageError
 from mmcli.events import AudioChunk, Done, TaskEvent
 from mmcli.inputs import InputItem
@@ -116,7 +117,7 @@ def _has_text(item: InputItem) -> bool:
         return True
 
 
-def _config(engine: Any, options: Options) -> Any:
+def _config(engine: TextToSpeechEngine, options: Options) -> Any:
     from piper.config import SynthesisConfig
 
     return SynthesisConfig(speaker_id=engine.speaker_id(options.speaker),
@@ -173,6 +174,7 @@ class SpeakTask(Task[Options]):
         announced: list[bool] = []
 
         def process(item: InputItem) -> Iterator[TaskEvent]:
+            engine: TextToSpeechEngine
             engine, load_s = engines.load(model, settings)
             text = item.read_bytes().decode("utf-8", "replace").strip()
             if not text:

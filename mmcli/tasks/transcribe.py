@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mmcli import engines, subtitles
+from mmcli.enginetypes import SpeechToTextEngine
 from mmcli.errors import InputError, UsageError
 from mmcli.events import Done, SegmentDone, TaskEvent
 from mmcli.inputs import InputItem
@@ -97,7 +98,7 @@ def engine_kwargs(options: Options) -> dict[str, Any]:
             "temperature": temperatures(options.temperature)}
 
 
-def check(engine: Any, options: Options) -> None:
+def check(engine: SpeechToTextEngine, options: Options) -> None:
     """Options the model cannot honour are usage errors, not silent surprises."""
     if not engine.multilingual(options.compute_type):
         if options.task == "translate":
@@ -126,7 +127,7 @@ def _source(item: InputItem) -> Path | bytes:
     return item.path
 
 
-def _run(engine: Any, audio: Any, options: Options,
+def _run(engine: SpeechToTextEngine, audio: Any, options: Options,
          record: TranscriptRecord) -> Iterator[TaskEvent]:
     segments, info = engine.transcribe(audio, options.compute_type, options.batch_size,
                                        **engine_kwargs(options))
@@ -186,6 +187,7 @@ class TranscribeTask(Task[Options]):
         """``item -> SegmentDone… Done(TranscriptRecord)``; loads the model on the first item."""
 
         def process(item: InputItem) -> Iterator[TaskEvent]:
+            engine: SpeechToTextEngine
             engine, load_s = engines.load(model, settings)
             _, extra_load = engine.model(options.compute_type)
             check(engine, options)

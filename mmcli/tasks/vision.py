@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mmcli import engines
+from mmcli.enginetypes import ChatEngine
 from mmcli.errors import UsageError
 from mmcli.events import ChatDone, TextDelta
 from mmcli.inputs import InputItem
@@ -63,8 +64,9 @@ class Session:
         self.max_side = options.max_side if options.max_side is not None else \
             int(model.options.get("max_side", 1024))
 
-    def engine(self) -> tuple[Any, float]:
+    def engine(self) -> tuple[ChatEngine, float]:
         """``(engine, load seconds)``; refuses a model that cannot see images."""
+        engine: ChatEngine
         engine, load_s = engines.load(self.model, self.settings)
         if not getattr(engine, "has_vision", False):
             raise UsageError(f"model '{self.model.name}' cannot see images: it has no mmproj "
@@ -79,7 +81,7 @@ class Session:
 
         return images.load(item.read_bytes(), item.display, self.max_side)
 
-    def ask(self, engine: Any, pictures: list[Any], question: str,
+    def ask(self, engine: ChatEngine, pictures: list[Any], question: str,
             default_max_tokens: int) -> Answer:
         """Ask ``question`` about ``pictures`` (all in one user turn); collect the reply."""
         from mmcli.backends.mtmd import RawImage
