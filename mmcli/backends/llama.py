@@ -150,12 +150,17 @@ class LlamaEngine:
         layers = device.n_gpu_layers
         path = model.files["model"]
         extra = model.options.get("extra_bufts")
+        # Flash attention by default (manifest option ``flash_attn = false`` turns it off): the
+        # plain attention path of llama.cpp 0.3.36's ggml garbles batched prompts on some AVX2
+        # CPUs (SmolLM2-135M answered "What is the capital of France?" in French nonsense;
+        # with flash attention, or n_batch=1, it says Paris), and it needs less memory.
+        flash = bool(model.options.get("flash_attn", True))
         try:
             with _extra_buffers(bool(extra) if extra is not None else not _cpu_has_amx()):
                 llm = Llama(str(path), n_ctx=n_ctx, n_gpu_layers=layers, n_threads=settings.threads,
                             n_threads_batch=settings.threads,
                             n_batch=int(model.options.get("n_batch", 512)),
-                            verbose=settings.verbose)
+                            flash_attn=flash, verbose=settings.verbose)
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelUnavailableError(f"model '{model.name}': cannot load {path}: {exc}",
                                         hint="check the file (`mmcli models verify`)") from None
