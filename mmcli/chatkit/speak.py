@@ -10,8 +10,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from mmcli.atomic import atomic_write
 from mmcli.errors import InputError
-from mmcli.outputs import atomic_write
 from mmcli.settings import Settings, data_dir
 
 PLAYERS = (["paplay"], ["aplay", "-q"], ["afplay"], ["ffplay", "-nodisp", "-autoexit", "-loglevel",
@@ -51,29 +51,23 @@ class Speaker:
     def say(self, text: str) -> Path | None:
         """Synthesize ``text``; play it or write it. Returns the file written, if any."""
         from mmcli import api
-        from mmcli.tasks import task_module
 
         if not text.strip():
             return None
-        records = list(api.run("speak", [text.encode("utf-8")], model=self.model,
-                               settings=self.settings))
-        if not records or records[0].error is not None:
-            why = records[0].error.message if records and records[0].error else "no audio"
+        record, wav = api.speak(text, self.model, settings=self.settings)
+        if record.error is not None or not wav:
+            why = record.error.message if record.error else "no audio"
             raise InputError(f"could not speak the reply: {why}")
-        wavs = [p for s, p in task_module("speak").files(records[0], "wav")
-                if s.endswith(".wav") and isinstance(p, bytes)]
-        if not wavs:
-            raise InputError("could not speak the reply: the speak task gave no WAV audio")
         self.count += 1
         if self.folder is None and (cmd := player()):
             import tempfile
 
             with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
-                tmp.write(wavs[0])
+                tmp.write(wav)
                 tmp.flush()
                 subprocess.run([*cmd, tmp.name], check=False, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
             return None
         path = (self.folder or data_dir() / "speech") / f"reply-{self.count:03d}.wav"
-        atomic_write(path, wavs[0])
+        atomic_write(path, wav)
         return path

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mmcli.atomic import atomic_write
 from mmcli.chatkit.attachments import Attachment
 from mmcli.chatkit.conversation import Conversation, Turn
 from mmcli.errors import InputError
-from mmcli.outputs import atomic_write
 
 FORMAT = "mmcli-chat-transcript"
 VERSION = 1

@@ -40,7 +40,7 @@ def chat(
     or /command per line.
     """
     from mmcli.chatkit.entry import run_chat
-    from mmcli.tasks.chat import Options
+    from mmcli.chatkit.records import Options
 
     check_format(fmt, FORMATS)
     options = Options(prompt=prompt or "", system=system, max_tokens=max_tokens,
