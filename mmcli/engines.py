@@ -76,11 +76,6 @@ def spec(name: str) -> EngineSpec:
     return _REGISTRY[name]
 
 
-def available(name: str) -> bool:
-    """True when every package the engine needs can be found (without importing it)."""
-    return all(importlib.util.find_spec(mod) is not None for mod in _REGISTRY[name].requires)
-
-
 def load(model: ResolvedModel, settings: Settings) -> tuple[Any, float]:
     """Return ``(engine_instance, load_seconds)``; the second call for a model returns 0.0.
 

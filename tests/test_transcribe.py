@@ -38,8 +38,6 @@ def newsreel_all(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.conftest import MEDIA
 
     require_models()
-    if not (MEDIA / "newsreel.mp3").is_file():
-        pytest.skip("shared media newsreel.mp3 is absent")
     out = tmp_path_factory.mktemp("newsreel")
     result = CliRunner().invoke(app, ["--offline", "transcribe", str(MEDIA / "newsreel.mp3"),
                                       "--format", "all", "--output-dir", str(out)])
