@@ -178,18 +178,9 @@ def test_url_pull_offline(cli, tmp_path, server, isolated):
 # ------------------------------------------------------------------ repo source in the HF cache
 def fake_hub_snapshot(isolated: Path, repo: str, files: dict[str, bytes]) -> Path:
     """Lay out a repo the way huggingface-hub caches it (blobs named by sha256, refs/main)."""
-    root = isolated / "hf" / "hub" / ("models--" + repo.replace("/", "--"))
-    commit = "a" * 40
-    (root / "refs").mkdir(parents=True)
-    (root / "refs" / "main").write_text(commit)
-    (root / "blobs").mkdir()
-    snap = root / "snapshots" / commit
-    snap.mkdir(parents=True)
-    for name, data in files.items():
-        blob = root / "blobs" / hashlib.sha256(data).hexdigest()
-        blob.write_bytes(data)
-        (snap / name).symlink_to(blob)
-    return snap
+    from tests.test_hub import hf_snapshot
+
+    return hf_snapshot(isolated, repo, files, commit="a" * 40)
 
 
 def test_repo_source_cached_path_verify_rm(cli, isolated):
