@@ -1,12 +1,12 @@
 """faster-whisper (CTranslate2) backend: the only module that imports faster_whisper.
 
-The model folder is loaded once per process and compute type; audio is decoded with PyAV
-(through faster-whisper's own ``decode_audio``), so anything FFmpeg reads works.
+The model folder is loaded once per process and compute type; audio is decoded with PyAV by
+``mmcli.backends.media`` (the same pipeline as faster-whisper's ``decode_audio``, which breaks on
+PyAV 19), so anything FFmpeg reads works.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from collections.abc import Iterable, Iterator
@@ -15,11 +15,12 @@ from typing import Any
 
 import ctranslate2
 import numpy as np
-from faster_whisper import BatchedInferencePipeline, WhisperModel, decode_audio
+from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.transcribe import Segment, TranscriptionInfo
 
 from mmcli import devices
-from mmcli.errors import InputError, UsageError
+from mmcli.backends import media
+from mmcli.errors import UsageError
 from mmcli.records import ResolvedModel
 from mmcli.settings import Settings
 
@@ -92,14 +93,7 @@ class WhisperEngine:
         Raises:
             InputError: the content is not decodable audio (corrupt, no audio stream, …).
         """
-        try:
-            arg: Any = io.BytesIO(source) if isinstance(source, bytes) else str(source)
-            return np.asarray(decode_audio(arg, sampling_rate=SAMPLE_RATE))
-        except Exception as exc:  # PyAV raises FFmpegError, IndexError (no audio stream), …
-            reason = getattr(exc, "strerror", None) or str(exc).split(":")[0] or type(exc).__name__
-            if isinstance(exc, IndexError) or "stream" in reason.lower():
-                reason = "no audio stream"
-            raise InputError(f"not a decodable audio or video file ({reason})") from None
+        return media.decode_audio(source, SAMPLE_RATE)
 
     def transcribe(self, audio: np.ndarray, compute_type: str | None, batch_size: int,
                    **kwargs: Any) -> tuple[Iterator[Segment], TranscriptionInfo]:
