@@ -135,14 +135,29 @@ def discover(args: Iterable[str], kinds: set[str], *, stdin: BinaryIO | None = N
             the media itself; otherwise ``-`` means newline-separated paths.
         shard: ``(K, N)`` from ``--shard``.
     Returns:
-        The items; missing files and empty globs are items with ``error`` set.
+        The items; missing files are items with ``error`` set (reported per input).
+    Raises:
+        UsageError: nothing at all was found (empty folders, unmatched globs, empty stdin):
+            nothing to do is not success. The message says what was searched.
     """
     items: list[InputItem] = []
+    empty: list[str] = []  # arguments that gave nothing, with why
     for arg in args:
-        if arg == "-":
-            items.extend(_from_stdin(stdin, kinds, stdin_bytes))
-        else:
-            items.extend(_expand(arg, kinds))
+        found = _from_stdin(stdin, kinds, stdin_bytes, empty) if arg == "-" else \
+            _expand(arg, kinds, empty)
+        items.extend(found)
+    if not items:
+        wanted = ", ".join(sorted(kinds))
+        exts = " ".join(sorted(e for k in kinds for e in EXTENSIONS.get(k, ())))
+        raise UsageError(f"no input found: searched {'; '.join(empty) or 'nothing'} "
+                         f"for {wanted} files",
+                         hint=f"folders are searched recursively for {exts} (hidden files "
+                              "are skipped); pass files, folders, globs or - (paths on stdin)")
+    if empty:
+        from mmcli import console
+
+        for why in empty:
+            console.warn(f"no input in {why}", quiet=False)
     seen: set[str] = set()
     out: list[InputItem] = []
     for item in items:
@@ -155,10 +170,14 @@ def discover(args: Iterable[str], kinds: set[str], *, stdin: BinaryIO | None = N
     return out
 
 
-def _from_stdin(stdin: BinaryIO | None, kinds: set[str], stdin_bytes: bool) -> list[InputItem]:
+def _from_stdin(stdin: BinaryIO | None, kinds: set[str], stdin_bytes: bool,
+                empty: list[str]) -> list[InputItem]:
     if stdin is None:
         raise UsageError("'-' reads standard input, but there is none")
     data = stdin.read()
+    if not data.strip():
+        empty.append("standard input (it is empty)")
+        return []
     if stdin_bytes and sniff(data[:16]) in kinds:
         return [InputItem(display="-", path=None, rel=Path("stdin"), data=data)]
     try:
@@ -170,26 +189,28 @@ def _from_stdin(stdin: BinaryIO | None, kinds: set[str], stdin_bytes: bool) -> l
     for line in text.splitlines():
         line = line.strip()
         if line:
-            items.extend(_expand(line, kinds))
+            items.extend(_expand(line, kinds, empty))
     return items
 
 
-def _expand(arg: str, kinds: set[str]) -> list[InputItem]:
+def _expand(arg: str, kinds: set[str], empty: list[str]) -> list[InputItem]:
     path = Path(arg)
     if path.is_dir():
-        return _walk(path, kinds)
+        found = _walk(path, kinds, empty)
+        if not found and not any(e.startswith(f"{arg} ") for e in empty):
+            empty.append(f"{arg} (a folder with no {'/'.join(sorted(kinds))} files)")
+        return found
     if path.exists() or os.path.lexists(arg):
         return [InputItem(display=arg, path=path, rel=_file_rel(path))]
     if glob.has_magic(arg):
         matches = sorted(glob.glob(arg, recursive=True))
-        if not matches:
-            return [InputItem(display=arg, path=None, rel=Path(arg),
-                              error=f"no files match the pattern {arg}")]
         out: list[InputItem] = []
         for m in matches:
             mp = Path(m)
-            out.extend(_walk(mp, kinds) if mp.is_dir() else
+            out.extend(_walk(mp, kinds, empty) if mp.is_dir() else
                        [InputItem(display=m, path=mp, rel=_file_rel(mp))])
+        if not out:
+            empty.append(f"{arg} (no files match the pattern)")
         return out
     return [InputItem(display=arg, path=path, rel=Path(path.name),
                       error=f"{arg}: no such file or directory")]
@@ -217,9 +238,13 @@ def mark_collisions(items: list[InputItem]) -> None:
                           "folder that holds both, or use a separate --output-dir")
 
 
-def _walk(root: Path, kinds: set[str]) -> list[InputItem]:
+def _walk(root: Path, kinds: set[str], empty: list[str]) -> list[InputItem]:
     found: list[InputItem] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+
+    def unreadable(exc: OSError) -> None:  # os.walk skips these silently otherwise
+        empty.append(f"{exc.filename} (cannot be read: {exc.strerror or exc})")
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             if name.startswith("."):

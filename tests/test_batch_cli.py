@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.fakes.engine import FakeEngine
 
 
@@ -87,10 +89,40 @@ def test_glob_stdin_paths_and_bytes(cli, fake_engine, tmp_path):
     assert r.exit_code == 0 and r.stdout.startswith("23 bytes")
 
 
-def test_empty_glob_is_an_error_record(cli, fake_engine, tmp_path):
-    r = cli("--models", str(fake_engine), "fake-caption", str(tmp_path / "*.nothing"))
-    assert r.exit_code == 1
-    assert "no files match" in r.stderr
+def test_nothing_to_do_is_a_usage_error_that_says_what_was_searched(cli, fake_engine,
+                                                                   tmp_path):
+    """An unmatched glob, an empty folder, an empty stdin and an unreadable folder: exit 2
+    with what was searched (was exit 0 with no message for folders and stdin)."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.bin").write_bytes(b"\x00")  # not a kind the task takes
+    base = ["--models", str(fake_engine), "fake-caption"]
+    for args, stdin, said in [([str(tmp_path / "*.nothing")], None, "no files match"),
+                              ([str(empty)], None, "a folder with no"),
+                              (["-"], "", "standard input (it is empty)"),
+                              (["-"], "\n\n", "standard input (it is empty)")]:
+        r = cli(*base, *args, input=stdin)
+        assert r.exit_code == 2, (args, r.stderr)
+        assert r.stderr.startswith("mmcli: error: no input found: searched")
+        assert said in r.stderr and "image" in r.stderr and r.stdout == ""
+    files = make_files(tmp_path / "in")
+    r = cli(*base, str(files["a"]), str(tmp_path / "*.nothing"))  # one empty among others
+    assert r.exit_code == 0 and "no input in" in r.stderr and "no files match" in r.stderr
+
+
+def test_unreadable_folder_is_reported(cli, fake_engine, tmp_path):
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root reads every folder")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0)
+    try:
+        r = cli("--models", str(fake_engine), "fake-caption", str(locked))
+    finally:
+        locked.chmod(0o755)
+    assert r.exit_code == 2 and "cannot be read" in r.stderr
 
 
 def test_output_file_is_atomic_and_complete(cli, fake_engine, tmp_path):

@@ -127,3 +127,20 @@ def test_output_name_collisions_are_errors_not_overwrites(tmp_path):
     assert items[0].error is None
     assert "already used by" in (items[1].error or "")
     assert len(items) == 2  # each file also came through its folder: deduplicated
+
+
+def test_unreadable_folder_is_named_not_skipped(tmp_path, monkeypatch):
+    """os.walk skips folders it cannot list unless asked; discover reports them (root can read
+    everything here, so the refusal is simulated the way os.walk reports it)."""
+    import pytest
+
+    from mmcli import inputs
+    from mmcli.errors import UsageError
+
+    def walk(top, onerror=None):  # type: ignore[no-untyped-def]
+        onerror(PermissionError(13, "Permission denied", str(top)))
+        return iter(())
+
+    monkeypatch.setattr(inputs.os, "walk", walk)
+    with pytest.raises(UsageError, match=r"cannot be read: Permission denied"):
+        discover([str(tmp_path)], {"audio"})

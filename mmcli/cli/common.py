@@ -167,6 +167,11 @@ def run_batch(ctx: typer.Context, *, task: str, inputs: list[str] | None, model:
                                     stdin_bytes=spec.stdin_bytes, shard=shard)
     else:  # pre-built by the command (speak's texts and lines): same shard rule
         items = [i for i in items if inputs_mod.in_shard(i.display, shard)]
+    if not items:  # every input belongs to other shards: this shard has nothing to do
+        from mmcli import console
+
+        console.info(f"shard {batch.shard} holds none of the inputs: nothing to do",
+                     quiet=settings.quiet)
     many = len(items) > 1 or len(inputs or []) > 1
     items = spec.group(items, options)
     if output_dir is not None:
