@@ -1,4 +1,4 @@
-"""mmcli chat: one-shot, scripted mode, attachments, context fitting, KV-prefix reuse, bridging.
+"""mmcli chat: one-shot, --script mode, attachments, context fitting, KV-prefix reuse, bridging.
 
 Conversation logic runs on the fake engine (registered like a real one, exact byte tokens);
 the end-to-end behaviour runs on the bundled SmolLM2, whisper tiny.en and the generated tiny VLM.
@@ -76,9 +76,9 @@ def test_kv_prefix_is_stable_on_smollm2(smollm2: str) -> None:
 
 
 # ------------------------------------------------------------------ fake engine: conversation logic
-def test_scripted_one_message_per_line(cli, fake_chat: Path) -> None:
+def test_script_one_message_per_line(cli, fake_chat: Path) -> None:
     script = "hello\n/help\nsecond \\\nline two\n/bogus\n/attach /no/such.txt\nthird\n"
-    result = cli("--models", str(fake_chat), "chat", input=script)
+    result = cli("--models", str(fake_chat), "chat", "--script", "-", input=script)
     assert result.exit_code == 1  # a line failed, the rest ran
     assert result.stdout == "echo: hello\necho: line two\necho: third\n"
     assert "/attach PATH..." in result.stderr
@@ -89,9 +89,9 @@ def test_scripted_one_message_per_line(cli, fake_chat: Path) -> None:
     assert len(engine.calls[2]) == 5  # the whole history goes with every turn
 
 
-def test_scripted_json_lines_and_prefix_reuse(cli, fake_chat: Path) -> None:
-    result = cli("--models", str(fake_chat), "chat", "-f", "jsonl", "--system", "Be brief.",
-                 input="one\ntwo\nthree\n")
+def test_script_json_lines_and_prefix_reuse(cli, fake_chat: Path) -> None:
+    result = cli("--models", str(fake_chat), "chat", "--script", "-", "-f", "jsonl",
+                 "--system", "Be brief.", input="one\ntwo\nthree\n")
     assert result.exit_code == 0, result.stderr
     recs = _json_lines(result.stdout)
     assert [r["reply"] for r in recs] == ["echo: one", "echo: two", "echo: three"]
@@ -101,8 +101,8 @@ def test_scripted_json_lines_and_prefix_reuse(cli, fake_chat: Path) -> None:
 
 
 def test_unstable_template_is_detected(cli, fake_chat: Path) -> None:
-    result = cli("--models", str(fake_chat), "chat", "-m", "fake-unstable", "-f", "jsonl",
-                 input="one\ntwo\nthree\n")
+    result = cli("--models", str(fake_chat), "chat", "--script", "-", "-m", "fake-unstable",
+                 "-f", "jsonl", input="one\ntwo\nthree\n")
     assert [r["prefix_reused"] for r in _json_lines(result.stdout)] == [None, False, False]
     assert result.stderr.count("rewrites earlier turns") == 1
 
@@ -111,8 +111,8 @@ def test_history_trimmed_to_n_ctx_keeping_system(cli, tmp_path: Path, fake_chat:
     (tmp_path / "small").mkdir()
     small = write_fake_manifest(tmp_path / "small", n_ctx=400)
     lines = "".join(f"message number {i} with some padding text\n" for i in range(12))
-    result = cli("--models", str(small), "chat", "-f", "jsonl", "--max-tokens", "40",
-                 "--system", "SYS", input=lines)
+    result = cli("--models", str(small), "chat", "--script", "-", "-f", "jsonl",
+                 "--max-tokens", "40", "--system", "SYS", input=lines)
     assert result.exit_code == 0, result.stderr
     recs = _json_lines(result.stdout)
     assert len(recs) == 12 and all(r["error"] is None for r in recs)
@@ -158,7 +158,7 @@ def test_save_load_round_trip(cli, fake_chat: Path, tmp_path: Path) -> None:
     note = tmp_path / "note.txt"
     note.write_text("the secret word is heliotrope")
     saved = tmp_path / "chat.json"
-    result = cli("--models", str(fake_chat), "chat", "--system", "SYS",
+    result = cli("--models", str(fake_chat), "chat", "--script", "-", "--system", "SYS",
                  input=f"/attach {note}\nremember this\nok\n/save {saved}\n")
     assert result.exit_code == 0, result.stderr
     doc = json.loads(saved.read_text())
@@ -166,7 +166,8 @@ def test_save_load_round_trip(cli, fake_chat: Path, tmp_path: Path) -> None:
     att = doc["turns"][0]["attachments"][0]
     assert att["kind"] == "text" and att["used_as"] == "inlined" and len(att["sha256"]) == 64
     FakeChatEngine.instances.clear()
-    result = cli("--models", str(fake_chat), "chat", input=f"/load {saved}\nwhat was it?\n")
+    result = cli("--models", str(fake_chat), "chat", "--script", "-",
+                 input=f"/load {saved}\nwhat was it?\n")
     assert result.exit_code == 0, result.stderr
     assert "loaded 2 turn(s)" in result.stderr
     call = FakeChatEngine.instances[-1].calls[-1]
@@ -177,7 +178,7 @@ def test_save_load_round_trip(cli, fake_chat: Path, tmp_path: Path) -> None:
 def test_load_rejects_other_json(cli, fake_chat: Path, tmp_path: Path) -> None:
     other = tmp_path / "x.json"
     other.write_text("{}")
-    result = cli("--models", str(fake_chat), "chat", input=f"/load {other}\nhi\n")
+    result = cli("--models", str(fake_chat), "chat", "--script", "-", input=f"/load {other}\nhi\n")
     assert "not an mmcli chat transcript" in result.stderr
     assert result.stdout == "echo: hi\n"
 
@@ -218,7 +219,7 @@ def test_library_api_chat_over_files(fake_chat: Path, tmp_path: Path) -> None:
 # ------------------------------------------------------------------ bridging and native images
 def test_audio_is_transcribed_and_cached(cli, fake_chat: Path, media: Path) -> None:
     mp3 = media / "newsreel.mp3"
-    result = cli("--models", str(fake_chat), "chat", "-f", "jsonl",
+    result = cli("--models", str(fake_chat), "chat", "--script", "-", "-f", "jsonl",
                  input=f"/attach {mp3}\nwhich newspaper?\n/attach {mp3}\nagain\n")
     assert result.exit_code == 0, result.stderr
     first, second = (r["attachments"][0] for r in _json_lines(result.stdout))
@@ -260,7 +261,7 @@ def test_image_without_any_way_to_see_it(cli, fake_chat: Path, media: Path) -> N
 
 def test_speak_writes_replies_as_wav(cli, fake_chat: Path, tmp_path: Path) -> None:
     out = tmp_path / "voice"
-    result = cli("--models", str(fake_chat), "chat",
+    result = cli("--models", str(fake_chat), "chat", "--script", "-",
                  input=f"/speak on {out}\nhello there\n/speak off\nquiet now\n/speak maybe\n")
     assert result.stdout == "echo: hello there\necho: quiet now\n"
     assert f"writing spoken replies to {out}/" in result.stderr

@@ -2,7 +2,7 @@
 
 One session on the bundled SmolLM2 + whisper tiny.en: /help, a question, an audio attachment
 (the transcript must reach the prompt), bad input lines, Ctrl-C during a long reply, /save and
-/load, then Ctrl-D.
+/load, /save refusing to overwrite and /save! overwriting, then Ctrl-D.
 """
 
 from __future__ import annotations
@@ -62,12 +62,16 @@ def test_repl_session(smollm2: str, media: Path, tmp_path: Path, isolated: Path)
     say(child, "/reset", "conversation reset")
     say(child, f"/load {saved}", "loaded 3 turn\\(s\\)")
     say(child, "Thanks!", "context \\d+/2048")
+    # /save never overwrites without the "!"; the refusal names the file and the fix.
+    say(child, f"/save {saved}", "already\\s+exists;\\s+/save!")
+    say(child, f"/save! {saved}", "saved 4 turn\\(s\\)")
     child.sendeof()  # type: ignore[attr-defined]
     child.expect(pexpect.EOF)  # type: ignore[attr-defined]
     child.close()  # type: ignore[attr-defined]
     assert child.exitstatus == 0  # type: ignore[attr-defined]
 
     doc = json.loads(saved.read_text())
+    assert len(doc["turns"]) == 4  # the /save! after "Thanks!"
     att = doc["turns"][1]["attachments"][0]
     assert att["used_as"] == "transcribed" and len(att["sha256"]) == 64
     assert "New York Times" in att["text"]  # the transcript is what entered the prompt

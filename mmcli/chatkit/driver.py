@@ -1,4 +1,4 @@
-"""Lines in, replies out: the /commands and turns shared by the REPL and scripted chat.
+"""Lines in, replies out: the /commands and turns shared by the REPL and ``--script`` chat.
 
 A line starting with ``/`` is a command; anything else is a message that takes the queued
 attachments with it. Every error is one line and the session goes on.
@@ -26,7 +26,8 @@ HELP = """\
 /model NAME           switch models (the conversation is kept)
 /system [TEXT]        set the system prompt (no text: back to the model's default)
 /reset                forget the conversation (the system prompt stays)
-/save FILE            save the conversation as JSON (with attachment hashes)
+/save FILE            save the conversation as JSON (never overwrites an existing FILE)
+/save! FILE           the same, overwriting FILE
 /load FILE            resume a saved conversation
 /speak on [DIR]|off   read replies aloud (or write them as WAV files into DIR)
 /exit                 leave (or Ctrl-D)
@@ -148,11 +149,20 @@ def _reset(d: ChatDriver, rest: str) -> None:
     d.printer.say("conversation reset")
 
 
-def _save(d: ChatDriver, rest: str) -> None:
+def _save(d: ChatDriver, rest: str, overwrite: bool = False) -> None:
+    command = "/save!" if overwrite else "/save"
     if not rest:
-        raise UsageError("/save needs a file name", hint="e.g. /save chat.json")
-    transcript.save(Path(rest), d.session.conv, d.session.model.name)
+        raise UsageError(f"{command} needs a file name", hint=f"e.g. {command} chat.json")
+    path = Path(rest)
+    if not overwrite and (path.expanduser().exists() or path.expanduser().is_symlink()):
+        # One line, nothing written: a stray /save must not clobber a file.
+        raise UsageError(f"{rest} already exists; /save! {rest} overwrites it")
+    transcript.save(path, d.session.conv, d.session.model.name)
     d.printer.say(f"saved {len(d.session.conv.turns)} turn(s) to {rest}")
+
+
+def _save_over(d: ChatDriver, rest: str) -> None:
+    _save(d, rest, overwrite=True)
 
 
 def _load(d: ChatDriver, rest: str) -> None:
@@ -191,6 +201,6 @@ def _exit(d: ChatDriver, rest: str) -> bool:
 
 COMMANDS: dict[str, Callable[[ChatDriver, str], bool | None]] = {
     "/help": _help, "/?": _help, "/attach": ChatDriver.attach, "/detach": _detach,
-    "/model": _model, "/system": _system, "/reset": _reset, "/save": _save, "/load": _load,
-    "/speak": _speak, "/exit": _exit, "/quit": _exit,
+    "/model": _model, "/system": _system, "/reset": _reset, "/save": _save,
+    "/save!": _save_over, "/load": _load, "/speak": _speak, "/exit": _exit, "/quit": _exit,
 }

@@ -2,9 +2,11 @@
 
 * One-shot (``mmcli chat "question"``): the reply streams to stdout; ``--format json`` prints
   one record instead.
-* Scripted (stdin is not a terminal and no prompt): **one message per line**; a line ending in
-  ``\\`` continues on the next; lines starting with ``/`` are commands (``/attach``, ``/save``…).
-  Replies are separated by a newline; ``--format json``/``jsonl`` print one JSON line per turn.
+* Piped stdin without a prompt is one-shot too: all of stdin is the message.
+* Scripted (``mmcli chat --script FILE``, or ``-`` for stdin): **one message per line**; a line
+  ending in ``\\`` continues on the next; lines starting with ``/`` are commands (``/attach``,
+  ``/save``…) — the user wrote the script, unlike piped content. Replies are separated by a
+  newline; ``--format json``/``jsonl`` print one JSON line per turn.
 """
 
 from __future__ import annotations
@@ -84,9 +86,9 @@ def messages(lines: Iterable[str]) -> Iterator[str]:
         yield "\n".join(buf)
 
 
-def scripted(driver: ChatDriver, stdin: TextIO) -> int:
-    """Run every message/command of ``stdin``; 0 when all worked, else 1."""
-    for message in messages(stdin):
+def scripted(driver: ChatDriver, lines: Iterable[str]) -> int:
+    """Run every message/command of a ``--script``; 0 when all worked, else 1."""
+    for message in messages(lines):
         if not driver.handle(message):
             break
     return 1 if driver.failed else 0

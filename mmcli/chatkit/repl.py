@@ -2,7 +2,7 @@
 
 History persists in ``$XDG_DATA_HOME/mmcli/chat_history``. Enter sends; Alt-Enter or a line
 ending in ``\\`` inserts a newline (pasted multi-line text stays one message). Tab completes
-/commands, paths after /attach, /save and /load, and model names after /model. A bottom
+/commands, paths after /attach, /save(!) and /load, and model names after /model. A bottom
 toolbar shows the model and context use.
 """
 
@@ -78,7 +78,7 @@ def completer(models: Iterable[str]) -> Any:
                         yield Completion(name, -len(cmd))
                 return
             word = arg.rsplit(" ", 1)[-1]
-            if cmd in ("/attach", "/save", "/load"):
+            if cmd in ("/attach", "/save", "/save!", "/load"):
                 yield from paths.get_completions(Document(word, len(word)), event)
             elif cmd == "/model":
                 yield from (Completion(n, -len(word)) for n in names if n.startswith(word))

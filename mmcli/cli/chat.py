@@ -12,12 +12,16 @@ FORMATS = ("text", "json", "jsonl")
 def chat(
     ctx: typer.Context,
     prompt: Annotated[Optional[str], typer.Argument(
-        help="The message. Without it: a REPL on a terminal, else one message per stdin line.",
+        help="The message. Without it: piped stdin is the message, else a REPL on a terminal.",
         show_default=False)] = None,
     attach: Annotated[Optional[list[str]], typer.Option(
         "--attach", "-a", help="Attach a file (image, audio, text); repeatable.")] = None,
     system: Annotated[Optional[str], typer.Option("--system", "-s",
                                                   help="System prompt.")] = None,
+    script: Annotated[Optional[str], typer.Option(
+        "--script", metavar="FILE",
+        help="Run FILE as a conversation: one message or /command per line (- = stdin).",
+        show_default=False)] = None,
     model: ModelOpt = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", min=1,
                                             help="Reply length cap (tokens).")] = 512,
@@ -35,9 +39,10 @@ def chat(
 ) -> None:
     """Chat with a local model; attach photos, voice memos and text files.
 
-    `mmcli chat "question" -a photo.jpg`, `cat notes.md | mmcli chat "summarize"`, or just
-    `mmcli chat` for a REPL (/help inside). Piped stdin without a prompt is a script: one message
-    or /command per line.
+    `mmcli chat "question" -a photo.jpg`, `cat notes.md | mmcli chat "summarize"` (piped text is
+    a document), `cat question.txt | mmcli chat` (all of stdin is one message; its /lines are
+    text, never commands), `mmcli chat --script turns.txt` (one message or /command per line),
+    or just `mmcli chat` for a REPL (/help inside).
     """
     from mmcli.chatkit.entry import run_chat
     from mmcli.chatkit.records import Options
@@ -46,7 +51,7 @@ def chat(
     options = Options(prompt=prompt or "", system=system, max_tokens=max_tokens,
                       temperature=temperature, seed=seed, caption_model=caption_model,
                       transcribe_model=transcribe_model, max_text_kb=max_text_kb)
-    code = run_chat(settings_of(ctx), model, options, prompt, attach or [], fmt)
+    code = run_chat(settings_of(ctx), model, options, prompt, attach or [], fmt, script=script)
     raise typer.Exit(code)
 
 
