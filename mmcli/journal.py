@@ -9,6 +9,7 @@ and never one that is marked done without its output. A torn last line is ignore
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -20,6 +21,9 @@ from typing import Any
 
 from mmcli.errors import LockedError, OutputError, UsageError
 from mmcli.inputs import InputItem
+
+# Open batch-job files without following a symbolic link (ELOOP instead); 0 where unsupported.
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 JOURNAL_NAME = ".mmcli-journal.jsonl"
 LOCK_NAME = ".mmcli.lock"
@@ -83,10 +87,16 @@ class Journal:
 
     @classmethod
     def open(cls, path: Path) -> Journal:
-        """Read an existing journal (ignoring a torn or corrupt line) or start a new one."""
+        """Read an existing journal (ignoring a torn or corrupt line) or start a new one.
+
+        Raises:
+            UsageError: the journal is a symbolic link (never followed: it could point at any
+                file the user can write).
+        """
         journal = cls(path)
+        refuse_link(path, "journal")
         if path.is_file():
-            with path.open("rb") as fh:
+            with os.fdopen(os.open(path, os.O_RDONLY | NOFOLLOW), "rb") as fh:
                 for raw in fh:
                     try:
                         line = json.loads(raw)
@@ -114,14 +124,15 @@ class Journal:
                 "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         data = (json.dumps(line, ensure_ascii=False) + "\n").encode()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | NOFOLLOW, 0o644)
             try:
                 os.write(fd, data)
                 os.fsync(fd)
             finally:
                 os.close(fd)
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                refuse_link(self.path, "journal")  # became a link mid-run
             # A torn line is ignored on read, so the input is simply redone by the next run.
             raise _unwritable(self.path, exc) from None
         self.state[key] = line
@@ -140,8 +151,16 @@ class JobLock:
     def __enter__(self) -> JobLock:
         from filelock import Timeout
 
+        refuse_link(self.path, "lock")
+        refuse_link(self.pid_path, "lock's PID")
+        try:  # can the lock file exist at all? (filelock reports any failure as "held")
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | NOFOLLOW, 0o644))
+        except OSError as exc:
+            if exc.errno in (errno.EROFS, errno.ENOSPC, errno.EDQUOT):
+                raise _unwritable(self.path, exc) from None  # the disk, not the path: exit 1
+            raise UsageError(f"cannot create the lock file {self.path}: {exc.strerror or exc}",
+                             hint="pass --lock a path in a folder you can write") from None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._lock.acquire()
         except Timeout:
             try:
@@ -153,7 +172,9 @@ class JobLock:
         except OSError as exc:  # read-only or full file system, no permission
             raise _unwritable(self.path, exc) from None
         try:
-            self.pid_path.write_text(str(os.getpid()))
+            fd = os.open(self.pid_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | NOFOLLOW, 0o644)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(str(os.getpid()))
         except OSError as exc:
             self._lock.release()
             raise _unwritable(self.pid_path, exc) from None
@@ -162,6 +183,13 @@ class JobLock:
     def __exit__(self, *exc: object) -> None:
         self.pid_path.unlink(missing_ok=True)
         self._lock.release()
+
+
+def refuse_link(path: Path, what: str) -> None:
+    """Batch-job files are never opened through a symbolic link (exit 2, naming it)."""
+    if path.is_symlink():
+        raise UsageError(f"the {what} file {path} is a symbolic link; mmcli does not write "
+                         "through links", hint="remove the link, or pass another path")
 
 
 def _unwritable(path: Path, exc: OSError) -> OutputError:

@@ -128,6 +128,7 @@ def test_unreadable_folder_is_reported(cli, fake_engine, tmp_path):
 def test_output_file_is_atomic_and_complete(cli, fake_engine, tmp_path):
     make_files(tmp_path / "in")
     out = tmp_path / "out" / "all.jsonl"
+    out.parent.mkdir()  # -o creates no folder (a missing one is a usage error)
     r = cli("--models", str(fake_engine), "fake-caption", str(tmp_path / "in"), "-f", "jsonl",
             "-o", str(out))
     assert r.exit_code == 1

@@ -267,3 +267,44 @@ def test_journal_append_on_a_full_disk_is_a_clean_output_error(tmp_path, monkeyp
     with pytest.raises(OutputError, match="No space left on device"):
         j.append("k", item, "done", [])
     assert j.status("k") is None  # not recorded as done: the next run redoes it
+
+
+def test_journal_and_lock_symlinks_are_never_followed(tmp_path, cli, fake_engine):
+    """A journal (or lock) that is a symbolic link stops the run with exit 2 naming it; the
+    link's target is untouched (it used to get a line appended)."""
+    src, out = corpus(tmp_path / "in", n=2), tmp_path / "out"
+    out.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (out / ".mmcli-journal.jsonl").symlink_to(victim)
+    r = cli("--models", str(fake_engine), "fake-caption", str(src), "--output-dir", str(out))
+    assert r.exit_code == 2 and "symbolic link" in r.stderr and ".mmcli-journal.jsonl" in r.stderr
+    assert victim.read_text() == "precious\n" and r.stdout == ""
+    lock = tmp_path / "job.lock"
+    lock.symlink_to(victim)
+    r = cli("--models", str(fake_engine), "fake-caption", str(src), "--lock", str(lock))
+    assert r.exit_code == 2 and "symbolic link" in r.stderr
+    assert victim.read_text() == "precious\n"
+
+
+def test_no_folder_is_created_that_the_user_did_not_name(tmp_path, cli, fake_engine):
+    src = corpus(tmp_path / "in", n=1)
+    base = ["--models", str(fake_engine), "fake-caption", str(src)]
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for flag, path in [("-o", tmp_path / "nodir" / "x.txt"), ("--journal", tmp_path / "nd" / "j"),
+                       ("--lock", tmp_path / "nl" / "l"), ("-o", afile / "x.txt")]:
+        r = cli(*base, flag, str(path))
+        assert r.exit_code == 2, (flag, r.stderr)
+        assert "the folder" in r.stderr and r.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "fake-model", "fake.toml", "in"]
+    r = cli(*base, "--output-dir", "")
+    assert r.exit_code == 2 and "is empty" in r.stderr
+    r = cli(*base, "--output-dir", str(afile))
+    assert r.exit_code == 2
+
+
+def test_a_lock_that_cannot_be_created_is_a_usage_error(tmp_path, cli, fake_engine):
+    src = corpus(tmp_path / "in", n=1)
+    r = cli("--models", str(fake_engine), "fake-caption", str(src), "--lock", "/proc/mmcli.lock")
+    assert r.exit_code == 2 and "cannot create the lock file" in r.stderr  # was 75, "held"

@@ -42,8 +42,15 @@ ModelOpt = Annotated[Optional[str], typer.Option(
     autocompletion=complete_model)]
 OutputOpt = Annotated[Optional[Path], typer.Option(
     "--output", "-o", help="Write all output to this file (atomically).", dir_okay=False)]
+def folder_path(text: str) -> Path:
+    """``--output-dir``'s parser: an empty name is an error, not the current folder."""
+    if not text.strip():
+        raise typer.BadParameter("is empty; name a folder, e.g. --output-dir out/")
+    return Path(text)
+
+
 OutputDirOpt = Annotated[Optional[Path], typer.Option(
-    "--output-dir", help="Write one sidecar per input under this folder.", file_okay=False)]
+    "--output-dir", help="Write one sidecar per input under this folder.", parser=folder_path)]
 SkipExistingOpt = Annotated[bool, typer.Option(
     "--skip-existing", help="Skip inputs whose output already exists (with --output-dir).")]
 ShardOpt = Annotated[Optional[str], typer.Option(
@@ -178,6 +185,9 @@ def run_batch(ctx: typer.Context, *, task: str, inputs: list[str] | None, model:
         inputs_mod.mark_collisions(items)  # one sidecar per input: never overwrite another's
     journal_path = batch.journal or (output_dir / JOURNAL_NAME if output_dir else None)
     lock_path = batch.lock or (journal_path.parent / LOCK_NAME if journal_path else None)
+    check_destinations(output, output_dir, batch.journal, batch.lock)
+    if output_dir is not None:
+        output_dir.mkdir(parents=True, exist_ok=True)  # the named folder itself, nothing else
     loaded = manifest.load(settings.models_file)
     opt_hash = options_hash(options, fmt)
     with JobLock(lock_path) if lock_path else _nolock():
@@ -202,6 +212,26 @@ def run_batch(ctx: typer.Context, *, task: str, inputs: list[str] | None, model:
             job=batch_mod.Job(journal=journal, key=key if journal else None,
                               budget_s=budget, retry_failed=batch.retry_failed))
     raise typer.Exit(int(summary.exit_code))
+
+
+def check_destinations(output: Path | None, output_dir: Path | None, journal: Path | None,
+                       lock: Path | None) -> None:
+    """Before any work: every place mmcli will write can exist. ``-o``, ``--journal`` and
+    ``--lock`` need an existing parent folder (mmcli creates no folders you did not name);
+    ``--output-dir`` must not be a file. All are usage errors (exit 2)."""
+    if output_dir is not None:
+        if output_dir.exists() and not output_dir.is_dir():
+            raise UsageError(f"--output-dir {output_dir} is a file, not a folder")
+    for flag, path in (("-o", output), ("--journal", journal), ("--lock", lock)):
+        if path is None:
+            continue
+        if path.is_dir():
+            raise UsageError(f"{flag} {path} is a folder; it takes a file name")
+        parent = path.parent
+        if not parent.is_dir():
+            what = "is a file, not a folder" if parent.exists() else "does not exist"
+            raise UsageError(f"{flag} {path}: the folder {parent} {what}",
+                             hint=f"create it first (mkdir -p {parent}) or pick another path")
 
 
 def _dry_run(items: list, planned: tuple, journal: object, job: BatchArgs,
