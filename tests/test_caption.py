@@ -29,6 +29,7 @@ def jsonl(stdout: str) -> list[dict]:
     return [json.loads(line) for line in stdout.splitlines()]
 
 
+@pytest.mark.smoke
 def test_caption_records_and_pixels_matter(cli, tiny_vlm_manifest, tmp_path, capfd):
     folder = tmp_path / "photos"
     make_image(folder / "a.png", 1)

@@ -27,6 +27,7 @@ def _json_lines(text: str) -> list[dict]:
 
 
 # ------------------------------------------------------------------ real model, one-shot
+@pytest.mark.smoke
 def test_oneshot_capital_of_france(cli, smollm2: str) -> None:
     result = cli("chat", "What is the capital of France?")
     assert result.exit_code == 0, result.stderr

@@ -18,6 +18,7 @@ import pytest
 
 from mmcli.errors import InputError
 
+pytestmark = pytest.mark.smoke
 np = pytest.importorskip("numpy")
 media = pytest.importorskip("mmcli.backends.media")
 

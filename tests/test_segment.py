@@ -32,6 +32,7 @@ def run_json(cli, manifest: Path, *args: str) -> dict:
     return json.loads(result.stdout)
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("model", ["tiny-sam", "tiny-sam-hwc"])
 def test_click_gives_mask_centred_on_click(cli, sam_manifest, pictures, model):
     rec = run_json(cli, sam_manifest, str(pictures["land"]), "-m", model, "--point", "320,240",

@@ -20,6 +20,7 @@ def _models() -> None:
     require_models()
 
 
+@pytest.mark.smoke
 def test_output_file_and_json_record(cli, tmp_path: Path) -> None:
     out = tmp_path / "a.wav"
     result = cli("speak", TEXT, "-o", str(out), "--format", "json")

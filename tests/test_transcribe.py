@@ -71,6 +71,7 @@ def test_newsreel_every_format(newsreel_all: Path) -> None:
     assert tsv[1].split("\t")[0] == str(round(srt[0][0] * 1000))
 
 
+@pytest.mark.smoke
 def test_text_equals_direct_faster_whisper(newsreel_all: Path, media: Path) -> None:
     """Fidelity: same file, model and settings as a bare faster-whisper call -> same text."""
     from faster_whisper import WhisperModel
@@ -83,6 +84,7 @@ def test_text_equals_direct_faster_whisper(newsreel_all: Path, media: Path) -> N
     assert mine == direct
 
 
+@pytest.mark.smoke
 def test_stdin_audio_bytes_and_word_timestamps(cli, speech_dir: Path) -> None:
     result = cli("transcribe", "-", "--format", "json", "--word-timestamps",
                  input=(speech_dir / "s0.wav").read_bytes())

@@ -7,6 +7,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from tests.vision_fixtures import make_image, tiny_vlm_dir, tiny_vlm_manifest  # noqa: F401
 
 
@@ -66,6 +68,7 @@ def test_questions_file_relative_paths(cli, tiny_vlm_manifest, tmp_path):
     assert none.exit_code == 2 and "no question" in none.stderr
 
 
+@pytest.mark.smoke
 def test_together_sends_all_images(cli, tiny_vlm_manifest, tmp_path):
     a, b = make_image(tmp_path / "a.png", 6), make_image(tmp_path / "b.png", 7)
     shutil.copy(a, tmp_path / "a2.png")
