@@ -11,20 +11,38 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from typer._click.exceptions import UsageError
 from typer.core import TyperGroup
 
 from mmcli import __version__, console
 from mmcli.errors import ExitCode, MmcliError
 from mmcli.settings import DEVICES, Settings
 
+# Global options and whether each takes a value: accepted after the command too
+# (`mmcli transcribe --offline a.mp3`), as users of llm and ollama type them.
+GLOBAL_OPTIONS = {"--models": True, "--offline": False, "--device": True, "--threads": True,
+                  "--quiet": False, "-q": False, "--verbose": False, "-v": False,
+                  "--debug": False}
+
 
 class MmcliGroup(TyperGroup):
     """Turns MmcliError into a one-line message + hint + exit code: the only place that does."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_globals(self, ctx, args))
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except UsageError as exc:  # a bad global option or an unknown command
+            _usage_exit(exc)
 
     def invoke(self, ctx: Any) -> Any:  # typer's vendored click.Context
         previous = _on_sigterm(_terminate)
         try:
             return super().invoke(ctx)
+        except UsageError as exc:  # Click's own (bad value, missing argument…): our style
+            _usage_exit(exc)
         except MmcliError as exc:
             if _debug(ctx):
                 import traceback
@@ -57,6 +75,61 @@ class MmcliGroup(TyperGroup):
             engines.close_all()
             if not _PROCESS:
                 _on_sigterm(previous)  # in-process use (tests, library): leave signals as found
+
+
+MODELS_VERBS = ("list", "pull", "path", "verify", "rm", "show")
+
+
+def _usage_exit(exc: UsageError) -> None:
+    """Click's usage errors in mmcli's one style: ``mmcli: error: …`` + a hint, exit 2."""
+    message = exc.format_message()
+    path = exc.ctx.command_path if exc.ctx is not None else "mmcli"
+    hint = f"see `{path} --help`"
+    if message.startswith("No such command"):
+        name = message.split("'")[1] if "'" in message else ""
+        message = f"unknown command '{name}'"
+        hint = (f"did you mean `mmcli models {name}`?" if name in MODELS_VERBS
+                else "see `mmcli --help` for the commands")
+    console.error(message[0].lower() + message[1:] if message else "usage error", hint)
+    sys.exit(int(ExitCode.USAGE))
+
+
+def hoist_globals(group: Any, ctx: Any, args: list[str]) -> list[str]:
+    """Move global options written after the command to before it, unless the command has an
+    option of the same name (``vqa -q`` is its question, not ``--quiet``)."""
+    names = list(group.list_commands(ctx))
+    at = next((i for i, a in enumerate(args) if a in names), None)
+    if at is None:
+        return args
+    own = _option_names(group.get_command(ctx, args[at]), ctx)
+    before, after, moved = args[:at + 1], args[at + 1:], []
+    rest: list[str] = []
+    i = 0
+    while i < len(after):
+        token = after[i]
+        if token == "--":
+            rest.extend(after[i:])
+            break
+        flag = token.split("=", 1)[0]
+        if flag in GLOBAL_OPTIONS and flag not in own:
+            takes = GLOBAL_OPTIONS[flag] and "=" not in token
+            moved.extend(after[i:i + 1 + takes])
+            i += 1 + takes
+            continue
+        rest.append(token)
+        i += 1
+    return args[:at] + moved + before[at:] + rest
+
+
+def _option_names(command: Any, ctx: Any) -> set[str]:
+    """Every option name of ``command`` and, for a group, of its subcommands."""
+    found: set[str] = set()
+    for param in getattr(command, "params", []):
+        found.update(getattr(param, "opts", []))
+        found.update(getattr(param, "secondary_opts", []))
+    for name in getattr(command, "list_commands", lambda c: [])(ctx):
+        found |= _option_names(command.get_command(ctx, name), ctx)
+    return found
 
 
 # True in the console script: the process ends after one command, so SIGTERM stays ignored
@@ -121,7 +194,7 @@ def main(
     version: Annotated[Optional[bool], typer.Option(
         "--version", callback=_version, is_eager=True, help="Print the version.")] = None,
 ) -> None:
-    """Global options go before the command: `mmcli --offline transcribe a.mp3`."""
+    """Global options go before or after the command: `mmcli --offline transcribe a.mp3`."""
     if device not in DEVICES:
         raise typer.BadParameter(f"must be one of {', '.join(DEVICES)}", param_hint="--device")
     ctx.obj = Settings.from_env(models_file=models, device=device, threads=threads, quiet=quiet,
