@@ -8,11 +8,12 @@ module is imported by task code only when an image is actually processed.
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mmcli.errors import InputError
+from mmcli.errors import InputError, UsageError
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -20,7 +21,23 @@ if TYPE_CHECKING:
 DEFAULT_MAX_SIDE = 1024
 # Pillow's own default limit (~89 Mpx) is kept; above it an image is refused as a likely bomb
 # instead of only warned about, since a batch job must not run out of memory on one file.
+# MMCLI_MAX_PIXELS raises or lowers it for every command that reads images.
 MAX_PIXELS = 89_478_485
+
+
+def max_pixels() -> int:
+    """The pixel limit: ``$MMCLI_MAX_PIXELS`` or Pillow's default (a usage error if bad)."""
+    text = os.environ.get("MMCLI_MAX_PIXELS", "").strip()
+    if not text:
+        return MAX_PIXELS
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UsageError(f"MMCLI_MAX_PIXELS={text!r} is not a positive whole number",
+                         hint="e.g. MMCLI_MAX_PIXELS=200000000, or unset it")
+    return value
 
 
 @dataclass(frozen=True)
@@ -46,23 +63,43 @@ def load(data: bytes, name: str, max_side: int | None = DEFAULT_MAX_SIDE) -> Pic
     Raises:
         InputError: not an image, truncated or corrupt, or too many pixels.
     """
+    img, size = open_rgb(data, name, max_side)
+    return Picture(width=img.width, height=img.height, rgb=img.tobytes(), original_size=size)
+
+
+def open_rgb(data: bytes, name: str,
+             max_side: int | None = None) -> tuple[Image, tuple[int, int]]:
+    """The one way mmcli opens an image: checked against the pixel limit *before* decoding,
+    fully decoded, upright per EXIF, RGB (transparency on white), long side at most
+    ``max_side`` (None or 0: full size). Returns the image and its original size.
+
+    Raises:
+        InputError: not an image, truncated or corrupt, or more pixels than the limit.
+    """
     from PIL import Image as PILImage
     from PIL import UnidentifiedImageError
 
     if not data:
         raise InputError(f"{name}: file is empty")
-    with warnings.catch_warnings():
+    limit = max_pixels()
+    pillow_limit = PILImage.MAX_IMAGE_PIXELS
+    with warnings.catch_warnings():  # Pillow's bomb warning becomes our error, never stderr
         warnings.simplefilter("error", PILImage.DecompressionBombWarning)
         try:
-            img = PILImage.open(io.BytesIO(data))
+            PILImage.MAX_IMAGE_PIXELS = None  # our limit, checked below, names size and limit
+            try:
+                img = PILImage.open(io.BytesIO(data))
+            finally:
+                PILImage.MAX_IMAGE_PIXELS = pillow_limit
             size = img.size
-            if size[0] * size[1] > MAX_PIXELS:
-                raise InputError(f"{name}: {size[0]}x{size[1]} pixels is more than the "
-                                 f"{MAX_PIXELS:,}-pixel limit (decompression bomb?)")
+            if size[0] * size[1] > limit:
+                raise InputError(f"{name}: {size[0]}x{size[1]} = {size[0] * size[1]:,} pixels "
+                                 f"is more than the {limit:,}-pixel limit (decompression bomb?)",
+                                 hint="if the image is real, raise MMCLI_MAX_PIXELS")
             if max_side and img.format == "JPEG":
                 img.draft("RGB", (max_side, max_side))  # let libjpeg decode at a smaller scale
             img.load()  # decodes every pixel: truncated or corrupt files fail here
-            return _finish(img, size, max_side)
+            return _finish(img, max_side), size
         except UnidentifiedImageError:
             raise InputError(f"{name}: not an image Pillow can read") from None
         except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as exc:
@@ -72,7 +109,7 @@ def load(data: bytes, name: str, max_side: int | None = DEFAULT_MAX_SIDE) -> Pic
             raise InputError(f"{name}: damaged image ({exc})") from None
 
 
-def _finish(img: Image, original: tuple[int, int], max_side: int | None) -> Picture:
+def _finish(img: Image, max_side: int | None) -> Image:
     from PIL import Image as PILImage
     from PIL import ImageOps
 
@@ -89,4 +126,4 @@ def _finish(img: Image, original: tuple[int, int], max_side: int | None) -> Pict
         scale = max_side / max(img.size)
         target = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
         img = img.resize(target, PILImage.Resampling.LANCZOS, reducing_gap=3.0)
-    return Picture(width=img.width, height=img.height, rgb=img.tobytes(), original_size=original)
+    return img

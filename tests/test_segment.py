@@ -211,7 +211,7 @@ def test_bad_inputs_batch_continues(cli, sam_manifest, pictures, tmp_path):
     assert result.exit_code == 1
     recs = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["error"] is None for r in recs] == [False, False, True]
-    assert "corrupt image" in recs[0]["error"]["message"]
+    assert "damaged image" in recs[0]["error"]["message"]
     assert "not an image" in recs[1]["error"]["message"]
     assert "Traceback" not in result.stderr
 
@@ -266,3 +266,31 @@ def test_mobilesam_on_newspaper(cli, media):
     best = decode(rec["masks"][0])
     assert best[h // 2, w // 2]  # the clicked pixel is inside the mask
     assert rec["masks"][0]["predicted_iou"] > 0.5
+
+
+def test_segment_applies_the_same_pixel_limit_as_caption(cli, sam_manifest, tmp_path,
+                                                          monkeypatch):
+    """A PNG whose header claims 12000x12000 is refused before decoding, naming the size and
+    the limit (segment used to decode it: 11 s and 2.2 GB, and a raw DecompressionBombWarning);
+    the limit is configurable with MMCLI_MAX_PIXELS."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 12000, 12000,
+                                                                         8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + chunk(b"IEND", b""))
+    r = cli("--models", str(sam_manifest), "segment", str(bomb), "-p", "5,5", "-f", "jsonl")
+    assert r.exit_code == 1
+    message = json.loads(r.stdout)["error"]["message"]
+    assert "12000x12000" in message and "89,478,485-pixel limit" in message
+    assert "Warning" not in r.stderr and "Traceback" not in r.stderr
+    small = tmp_path / "small.png"
+    Image.new("RGB", (40, 30)).save(small)
+    monkeypatch.setenv("MMCLI_MAX_PIXELS", "1000")
+    r = cli("--models", str(sam_manifest), "segment", str(small), "-p", "5,5", "-f", "jsonl")
+    assert r.exit_code == 1 and "1,000-pixel limit" in r.stdout

@@ -16,7 +16,7 @@ from typing import Any
 from mmcli import console, engines
 from mmcli.atomic import atomic_write
 from mmcli.enginetypes import SegmentationEngine
-from mmcli.errors import InputError, UsageError
+from mmcli.errors import UsageError
 from mmcli.events import Done, TaskEvent
 from mmcli.inputs import InputItem
 from mmcli.journal import not_in_key
@@ -137,23 +137,15 @@ def prompts_for(options: Options, width: int, height: int, display: str) -> list
 
 
 def load_image(item: InputItem) -> tuple[Any, bytes]:
-    """RGB uint8 array (EXIF orientation applied) and the raw bytes; InputError if unreadable."""
-    import io
-
+    """RGB uint8 array (upright, pixel limit checked: ``mmcli.images.open_rgb``) and the raw
+    bytes; InputError if unreadable."""
     import numpy as np
-    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    from mmcli import images
 
     data = item.read_bytes()
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            rgb = ImageOps.exif_transpose(img).convert("RGB")
-    except UnidentifiedImageError:
-        raise InputError(f"{item.display}: not an image Pillow can read") from None
-    except Image.DecompressionBombError as exc:  # not an OSError: would escape the batch
-        raise InputError(f"{item.display}: {exc}") from None
-    except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt data
-        raise InputError(f"{item.display}: corrupt image ({exc})") from None
-    return np.asarray(rgb, dtype=np.uint8), data
+    img, _ = images.open_rgb(data, item.display)
+    return np.asarray(img, dtype=np.uint8), data
 
 
 def embedding_for(engine: SegmentationEngine, image: Any, data: bytes,
