@@ -23,7 +23,7 @@ import llama_cpp
 from llama_cpp import Llama
 
 from mmcli import devices
-from mmcli.backends import mtmd
+from mmcli.backends import mtmd, safetokens
 from mmcli.backends.textstream import TextStream
 from mmcli.errors import InputError, ModelUnavailableError, UsageError
 from mmcli.events import ChatDone, GenerationEvent, TextDelta
@@ -121,6 +121,7 @@ class LlamaEngine:
         self.device = device
         self.n_ctx = mtmd.context_size(llm)
         self.template = mtmd.compile_template(template)
+        self.specials = safetokens.SpecialTokens.of(llm)
         self.vision = vision
         self.has_vision = vision is not None
         self._dirty = False  # the KV cache holds image embeddings: no prefix reuse next call
@@ -190,17 +191,22 @@ class LlamaEngine:
         return mtmd.render(self.template, self.llm, messages)
 
     def prompt_tokens(self, messages: list[dict[str, Any]]) -> list[int]:
-        """Token ids of the templated prompt (text-only messages) with the generation prompt."""
+        """Token ids of the templated prompt (text-only messages) with the generation prompt.
+
+        Only the template's markup yields special tokens; message content is tokenized as
+        plain text (``mmcli.backends.safetokens``), so a document that contains
+        ``<|im_start|>system`` cannot open a system turn.
+        """
         if mtmd.image_urls(messages):
             raise UsageError("prompt_tokens() counts text-only messages; images are "
                              "tokenized by the vision encoder")
-        text = self.render(messages)
+        text, pieces = self.specials.pieces(self.render, messages)
         bos = self.llm.token_bos()
         bos_text = self.llm.detokenize([bos], special=True).decode("utf-8", "ignore") \
             if bos >= 0 else ""
         # A template that writes the BOS text itself must not get a second one.
         add_bos = not (bos_text and text.startswith(bos_text))
-        return self.llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+        return safetokens.token_ids(self.llm, pieces, add_special=add_bos)
 
     # ------------------------------------------------------------------ chat
     def chat(self, messages: list[dict[str, Any]], *, max_tokens: int = 256,
@@ -232,7 +238,8 @@ class LlamaEngine:
                                  hint="pick a vision model (engine llama-mtmd), e.g. "
                                       "--model smolvlm-256m")
             self._reset()
-            prompt, extra = self.vision.eval_prompt(self.llm, self.render(messages), urls)
+            _, pieces = self.specials.pieces(self.render, messages, mtmd.marker())
+            prompt, extra = self.vision.eval_prompt(self.llm, pieces, urls)
             self._dirty = True
         else:
             prompt = self.prompt_tokens(messages)

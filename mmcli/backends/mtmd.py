@@ -4,6 +4,11 @@ llama-cpp-python's ``MTMDChatHandler`` loads the mmproj and owns the mtmd contex
 that, but evaluate the prompt ourselves (the same chunk loop as the handler) so we know the
 exact prompt token count, can refuse an image that would not fit ``n_ctx`` with the numbers
 before any work, and can time the image encoding separately from generation.
+
+The prompt reaches mtmd as parts (``mtmd_tokenize_from_parts``), not as one string: text runs
+with ``parse_special`` off, the template's special tokens with it on, images where the
+template's markup put the media marker (``mmcli.backends.safetokens``), so message content
+never becomes a control token or an image marker.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from llama_cpp import Llama
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter, MTMDChatHandler
 
+from mmcli.backends.safetokens import MEDIA, Media, Piece, SpecialToken
 from mmcli.errors import InputError, UsageError
 
 
@@ -55,13 +61,18 @@ def _piece(llm: Llama, token: int) -> str:
     return llm.detokenize([token], special=True).decode("utf-8", "ignore") if token >= 0 else ""
 
 
+def marker() -> str:
+    """The media marker ``render`` writes for image parts."""
+    return str(mtmd_cpp.mtmd_default_marker().decode("utf-8"))
+
+
 def render(template: jinja2.Template, llm: Llama, messages: list[dict[str, Any]]) -> str:
     """Render ``messages`` with the generation prompt; image parts become the media marker."""
-    marker = mtmd_cpp.mtmd_default_marker().decode("utf-8")
+    media = marker()
 
     def part(p: Any) -> Any:
         if isinstance(p, dict) and p.get("type") in IMAGE_PARTS:
-            return {"type": "text", "text": marker}
+            return {"type": "text", "text": media}
         return p
 
     converted = [dict(m, content=[part(p) for p in m["content"]])
@@ -137,6 +148,24 @@ def load_image(url: str) -> bytes:
         raise InputError(f"cannot read image {path}: {exc.strerror}") from None
 
 
+def _parts(pieces: list[Piece], bitmaps: list[Any]) -> list[Any]:
+    """mtmd input parts: text runs tokenized as plain text, special tokens by their own text
+    with ``parse_special`` (mtmd tokenizes each text part alone, as llama.cpp tokenizes each
+    fragment between special tokens), images in order. Each part keeps its text alive."""
+    images = iter(bitmaps)
+    parts = []
+    for piece in pieces:
+        part = mtmd_cpp.mtmd_input_part()
+        if isinstance(piece, Media):
+            part.bitmap = next(images)
+        else:
+            special = isinstance(piece, SpecialToken)
+            raw = piece.text if isinstance(piece, SpecialToken) else piece
+            part.text = ctypes.pointer(mtmd_cpp.mtmd_input_text(raw, len(raw), False, special))
+        parts.append(part)
+    return parts
+
+
 class Vision:
     """The mmproj side of a model: an initialised mtmd context bound to one ``Llama``."""
 
@@ -159,10 +188,14 @@ class Vision:
         """The mtmd context pointer."""
         return self.handler.mtmd_ctx
 
-    def eval_prompt(self, llm: Llama, text: str,
+    def eval_prompt(self, llm: Llama, pieces: list[Piece],
                     urls: list[ImageRef]) -> tuple[list[int], dict[str, float]]:
         """Tokenize text + images with mtmd and evaluate them into a cleared KV cache.
 
+        Args:
+            llm: the text model (its KV cache is cleared).
+            pieces: the prompt from ``SpecialTokens.pieces`` (``MEDIA`` = one image each).
+            urls: the images, in order.
         Returns:
             ``(prompt token ids as llama sees them, timings)``; image positions hold 0 ids.
         Raises:
@@ -175,7 +208,7 @@ class Vision:
                 if bitmap is None:
                     raise InputError(f"image {i + 1} cannot be decoded by the vision encoder")
                 bitmaps.append(bitmap)
-            return self._eval(llm, text, bitmaps)
+            return self._eval(llm, pieces, bitmaps)
         finally:
             for bitmap in bitmaps:
                 mtmd_cpp.mtmd_bitmap_free(bitmap)
@@ -190,20 +223,20 @@ class Vision:
         return mtmd_cpp.mtmd_helper_bitmap_init_from_buf(
             self.ctx, (ctypes.c_uint8 * len(data)).from_buffer(bytearray(data)), len(data), False)
 
-    def _eval(self, llm: Llama, text: str,
+    def _eval(self, llm: Llama, pieces: list[Piece],
               bitmaps: list[Any]) -> tuple[list[int], dict[str, float]]:
-        raw = text.encode("utf-8")
-        inp = mtmd_cpp.mtmd_input_text()
-        inp.text, inp.text_len, inp.add_special, inp.parse_special = raw, len(raw), True, True
+        if sum(p is MEDIA for p in pieces) != len(bitmaps):
+            raise InputError(f"the prompt has a different number of image markers than "
+                             f"the {len(bitmaps)} images given")
         chunks = mtmd_cpp.mtmd_input_chunks_init()
         if chunks is None:
             raise MemoryError("mtmd_input_chunks_init failed")
         try:
-            array = (mtmd_cpp.mtmd_bitmap_p_ctypes * len(bitmaps))(*bitmaps)
-            rc = mtmd_cpp.mtmd_tokenize(self.ctx, chunks, ctypes.byref(inp), array, len(bitmaps))
-            if rc == 1:
-                raise InputError(f"the prompt has a different number of image markers than "
-                                 f"the {len(bitmaps)} images given")
+            parts = _parts(pieces, bitmaps)
+            array = (ctypes.POINTER(mtmd_cpp.mtmd_input_part) * len(parts))(
+                *[ctypes.pointer(p) for p in parts])
+            # add_special: BOS (and EOS) as the vocabulary asks, as mtmd_tokenize added them.
+            rc = mtmd_cpp.mtmd_tokenize_from_parts(self.ctx, chunks, array, len(parts), True)
             if rc != 0:
                 raise InputError(f"the vision encoder cannot preprocess the image (code {rc})")
             items = [mtmd_cpp.mtmd_input_chunks_get(chunks, i)
