@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,14 @@ EXTENSIONS = {
     "video": {".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v"},
     "text": {".txt", ".md", ".csv", ".json", ".jsonl", ".py", ".toml", ".yaml", ".yml", ".rst"},
 }
+
+
+def text_name(text: str, limit: int = 32) -> str:
+    """An output name for content that has no file name (a text argument, stdin): a short
+    slug of the text plus a content hash, so different texts never share a sidecar and the
+    same text always maps to the same one (``hello-there-2cf24dba``)."""
+    slug = "-".join(re.findall(r"[a-z0-9]+", text.lower()))[:limit].rstrip("-") or "text"
+    return f"{slug}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:8]}"
 
 
 def sniff(head: bytes) -> str | None:
@@ -179,7 +188,8 @@ def _from_stdin(stdin: BinaryIO | None, kinds: set[str], stdin_bytes: bool,
         empty.append("standard input (it is empty)")
         return []
     if stdin_bytes and sniff(data[:16]) in kinds:
-        return [InputItem(display="-", path=None, rel=Path("stdin"), data=data)]
+        name = f"stdin-{hashlib.sha256(data).hexdigest()[:8]}"  # two stdin runs never collide
+        return [InputItem(display="-", path=None, rel=Path(name), data=data)]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

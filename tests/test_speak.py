@@ -76,17 +76,42 @@ def test_sentence_silence_and_stdin_text(cli) -> None:
 
 
 def test_lines_batch_numbered_with_duplicates(cli, tmp_path: Path) -> None:
+    from mmcli.inputs import text_name
+
     src = tmp_path / "script.txt"
-    src.write_text("First line.\n\nSecond line.\nFirst line.\n")
+    src.write_text("First line.\nSecond line.\nFirst line.\n")
     out = tmp_path / "out"
     result = cli("speak", "--input-file", str(src), "--lines", "--output-dir", str(out))
     assert result.exit_code == 0, result.stderr
-    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
-        "0001.wav", "0002.wav", "0003.wav"]
-    assert (out / "0001.wav").read_bytes() == (out / "0003.wav").read_bytes()
-    assert result.stdout.splitlines() == [str((out / f"000{i}.wav").resolve()) for i in (1, 2, 3)]
+    names = [f"0001-{text_name('First line.')}.wav", f"0002-{text_name('Second line.')}.wav",
+             f"0003-{text_name('First line.')}.wav"]
+    assert names[0].startswith("0001-first-line-")
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == names
+    assert (out / names[0]).read_bytes() == (out / names[2]).read_bytes()
+    assert result.stdout.splitlines() == [str((out / n).resolve()) for n in names]
     again = cli("speak", "--input-file", str(src), "--lines", "--output-dir", str(out))
     assert again.exit_code == 0 and "0 done, 0 failed, 3 skipped" in again.stderr
+
+
+def test_texts_never_share_an_output_name(cli, tmp_path: Path) -> None:
+    """`speak TEXT --output-dir D` used to write D/speech.wav for every text: a second text
+    replaced the first (or, with --skip-existing, was skipped with exit 0)."""
+    out = tmp_path / "out"
+    for text in ("Good morning.", "Good night."):
+        r = cli("speak", text, "--output-dir", str(out), "--skip-existing")
+        assert r.exit_code == 0 and "skipped" not in r.stderr, r.stderr
+    wavs = sorted(p.name for p in out.glob("*.wav"))
+    assert len(wavs) == 2 and wavs[0].startswith("good-morning-")
+    again = cli("speak", "Good night.", "--output-dir", str(out), "--skip-existing")
+    assert again.exit_code == 0 and "1 skipped" in again.stderr  # same text, same name
+
+
+def test_a_binary_file_is_not_text(cli, tmp_path: Path) -> None:
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\xff\xfe")
+    r = cli("speak", "-i", str(clip), "--output-dir", str(tmp_path / "o"))
+    assert r.exit_code == 1 and "is not text" in r.stderr and "UTF-8" in r.stderr
+    assert "embedded null" not in r.stderr
 
 
 def test_one_audio_per_input_file_with_json_sidecars(cli, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from mmcli import console, engines
 from mmcli.enginetypes import TextToSpeechEngine
 from mmcli.errors import InputError, UsageError
 from mmcli.events import AudioChunk, Done, TaskEvent
-from mmcli.inputs import InputItem
+from mmcli.inputs import InputItem, text_name
 from mmcli.outputs import default_render
 from mmcli.records import ErrorInfo, Record, ResolvedModel, Timings
 from mmcli.settings import Settings
@@ -75,7 +75,10 @@ def text_items(texts: list[str], input_files: list[Path], lines: bool,
     elif texts == ["-"] or not input_files:
         if stdin is None or getattr(stdin, "isatty", lambda: False)():
             raise UsageError("no text to speak", hint='pass text: mmcli speak "Hello there"')
-        sources.append(("-", None, stdin.read().decode("utf-8", "replace")))
+        try:
+            sources.append(("-", None, _text_of(stdin.read(), "standard input")))
+        except InputError as exc:
+            raise UsageError(exc.message) from None
     sources += [(str(p), p, None) for p in input_files]
     items = _line_items(sources) if lines else [_whole(d, p, t) for d, p, t in sources]
     if not any(_has_text(i) for i in items):
@@ -84,9 +87,21 @@ def text_items(texts: list[str], input_files: list[Path], lines: bool,
     return items
 
 
+def _text_of(data: bytes, name: str) -> str:
+    """UTF-8 text, or an error saying the input is not text (a WAV given as a text file)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{name} is not text: byte {exc.start} is not UTF-8 "
+                         "(speak reads UTF-8 text files)") from None
+    if "\x00" in text:
+        raise InputError(f"{name} is not text: it holds NUL bytes (a binary file?)")
+    return text
+
+
 def _whole(display: str, path: Path | None, text: str | None) -> InputItem:
     if path is None:
-        return InputItem(display=display, path=None, rel=Path("speech"),
+        return InputItem(display=display, path=None, rel=Path(text_name((text or "").strip())),
                          data=(text or "").encode("utf-8"))
     error = None if path.is_file() else f"{path}: no such file"
     return InputItem(display=display, path=path, rel=Path(path.stem), error=error)
@@ -97,14 +112,18 @@ def _line_items(sources: list[tuple[str, Path | None, str | None]]) -> list[Inpu
     for display, path, text in sources:
         if path is not None:
             try:
-                text = path.read_text("utf-8", errors="replace")
+                text = _text_of(path.read_bytes(), str(path))
             except OSError as exc:
                 raise UsageError(f"{path}: {exc.strerror or exc}") from None
+            except InputError as exc:
+                raise UsageError(exc.message) from None
         for number, line in enumerate((text or "").splitlines(), start=1):
             if line.strip():
                 found.append((f"{display}:{number}", line.strip()))
     width = max(4, len(str(len(found))))
-    return [InputItem(display=d, path=None, rel=Path(f"{n:0{width}d}"), data=t.encode("utf-8"))
+    # Numbered for narration order, named by the text so another script never reuses a name.
+    return [InputItem(display=d, path=None, rel=Path(f"{n:0{width}d}-{text_name(t)}"),
+                      data=t.encode("utf-8"))
             for n, (d, t) in enumerate(found, start=1)]
 
 
@@ -176,7 +195,7 @@ class SpeakTask(Task[Options]):
         def process(item: InputItem) -> Iterator[TaskEvent]:
             engine: TextToSpeechEngine
             engine, load_s = engines.load(model, settings)
-            text = item.read_bytes().decode("utf-8", "replace").strip()
+            text = _text_of(item.read_bytes(), item.display).strip()
             if not text:
                 raise InputError("the text is empty")
             config = _config(engine, options)
