@@ -25,11 +25,11 @@ SAMPLED = (7, 11)
 def _clips(media: Path, folder: Path) -> None:
     """30 clips: 4 x 1.2 s newsreel windows + 26 lines spoken by the bundled voice."""
     import numpy as np
-    from faster_whisper import decode_audio
 
+    from mmcli.backends.media import decode_audio
     from tests.speech_helpers import synthesize
 
-    audio = decode_audio(str(media / "newsreel.mp3"), sampling_rate=16000)
+    audio = decode_audio(media / "newsreel.mp3", 16000)
     pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2")
     folder.mkdir()
     for i in SAMPLED:

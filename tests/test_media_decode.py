@@ -83,3 +83,13 @@ def media_dir() -> Path:
     from tests.conftest import MEDIA
 
     return MEDIA
+
+
+def test_same_samples_as_faster_whispers_decoder(media_dir: Path) -> None:
+    if media.AV_MAJOR >= 19:
+        pytest.skip("faster-whisper 1.2.1's decode_audio does not run on PyAV 19 (the reason "
+                    "mmcli decodes itself); compared on PyAV 18")
+    from faster_whisper import decode_audio
+
+    path = media_dir / "newsreel.mp3"
+    assert np.array_equal(media.decode_audio(path), decode_audio(str(path)))
