@@ -119,8 +119,14 @@ def load(models_file: Path | None = None) -> Manifest:
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        data = path.read_bytes()
+        text = data.decode("utf-8")
+        return tomllib.loads(text)
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not UTF-8 text: byte 0x{data[exc.start]:02x} at offset "
+                          f"{exc.start} (line {line})",
+                          hint="TOML files are UTF-8; re-save the file as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}", hint="fix the syntax error") from None
     except OSError as exc:
