@@ -148,6 +148,6 @@ def test_a_manifest_that_is_not_utf8_is_a_config_error_with_the_offset(cli, tmp_
     bad.write_bytes(b'# models\n[defaults]\nx = "caf\xe9"\n')
     r = cli("--models", str(bad), "models", "list")
     assert r.exit_code == 2 and "Traceback" not in r.stderr
-    assert "not UTF-8" in r.stderr and "offset 26" in r.stderr and "line 3" in r.stderr
+    assert "not UTF-8" in r.stderr and "byte 0xe9 at offset 28" in r.stderr and "line 3" in r.stderr
     doctor = cli("--models", str(bad), "doctor")
     assert doctor.exit_code == 0 and "not UTF-8" in doctor.stdout + doctor.stderr
