@@ -10,7 +10,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from mmcli.atomic import atomic_file, atomic_write, clean_stale_temps
 from mmcli.errors import OutputError, UsageError
@@ -62,6 +62,8 @@ class Writer:
         output_dir: ``--output-dir``: one sidecar per input.
         suffix: sidecar suffix for ``fmt`` (e.g. ``.txt``).
         many: more than one input (text output gets ``input: `` prefixes; json a list).
+            With ``output_dir``, text output lists the files written, json/jsonl print each
+            record with ``outputs`` (the files written for it).
         stdout: the stream for data (tests pass their own).
         files: the task's ``files(record, fmt)`` for binary or several sidecars per record.
         audio: where ``AudioChunk`` events go (tasks that make audio); their records are then
@@ -84,7 +86,7 @@ class Writer:
         self._shown = ""  # what went live for the record in progress
         if output_dir is not None:
             clean_stale_temps(output_dir)  # a SIGKILLed run's half-written files
-        self.records: list[Record] = []
+        self.docs: list[dict[str, Any]] = []  # --format json: one document at close
         self.buffer: list[str] = []
         self.written: list[Path] = []
 
@@ -115,14 +117,19 @@ class Writer:
                 audio_files, done = self.audio.finish()
                 self.written.extend(done)
         if self.output_dir is not None and item is not None:
+            written = []
             if record.ok:
                 for suffix, data in audio_files + self.sidecars(record):
                     target = sidecar_path(self.output_dir, item, suffix)
                     self.save(target, data)
-                    self._emit(f"{target}\n")
+                    written.append(str(target))
+            if self.fmt in ("json", "jsonl"):  # records on stdout, naming their sidecars
+                self._record({**record.to_dict(), "outputs": written})
+            else:
+                self._emit("".join(f"{path}\n" for path in written))
             return
         if self.fmt == "json":
-            self.records.append(record)
+            self.docs.append(record.to_dict())
             return
         if self.fmt == "text" and (not record.ok or self.audio is not None):
             return  # errors went to stderr; audio went to its target: stdout stays data only
@@ -134,6 +141,12 @@ class Writer:
         if self.fmt == "text" and self.many:
             text = f"{record.input}: {text}"
         self._emit(text)
+
+    def _record(self, doc: dict[str, Any]) -> None:
+        if self.fmt == "json":
+            self.docs.append(doc)
+        else:
+            self._emit(json.dumps(doc, ensure_ascii=False) + "\n")
 
     def sidecars(self, record: Record) -> list[Sidecar]:
         """The (suffix, content) pairs written under ``--output-dir`` for one record."""
@@ -160,11 +173,9 @@ class Writer:
 
     def close(self) -> None:
         """Flush json documents and ``-o`` files."""
-        if self.fmt == "json" and self.output_dir is None:
-            if self.many or len(self.records) != 1:
-                doc = json.dumps([r.to_dict() for r in self.records], ensure_ascii=False, indent=2)
-            else:
-                doc = self.records[0].to_json(indent=2)
+        if self.fmt == "json":
+            one = not self.many and len(self.docs) == 1
+            doc = json.dumps(self.docs[0] if one else self.docs, ensure_ascii=False, indent=2)
             self._emit(doc + "\n")
         if self.output is not None:
             self.save(self.output, "".join(self.buffer))

@@ -223,3 +223,29 @@ def test_same_named_inputs_never_overwrite_each_other(cli, fake_engine, tmp_path
     assert r.exit_code == 1
     assert (out / "x.png.txt").read_text().startswith("13 bytes")  # the first one, kept
     assert f"{tmp_path / 'b' / 'x.png'}: its output name x.png is already used by" in r.stderr
+
+
+@pytest.mark.parametrize("name,starts", [("all.jsonl", '{"input"'), ("all.json", "[\n"),
+                                         ("all.txt", "23 bytes")])
+def test_format_follows_the_output_extension(cli, fake_engine, tmp_path, name, starts):
+    make_files(tmp_path / "in")
+    out = tmp_path / name
+    r = cli("--models", str(fake_engine), "fake-caption", str(tmp_path / "in"), "-o", str(out))
+    assert out.read_text().startswith(starts) or starts in out.read_text(), r.stderr
+    explicit = cli("--models", str(fake_engine), "fake-caption", str(tmp_path / "in"),
+                   "-o", str(out), "-f", "text")  # --format given: it wins
+    assert "bytes" in out.read_text() and explicit.stdout == ""
+
+
+def test_output_dir_with_jsonl_prints_records_naming_their_sidecars(cli, fake_engine, tmp_path):
+    make_files(tmp_path / "in")
+    out = tmp_path / "out"
+    r = cli("--models", str(fake_engine), "fake-caption", str(tmp_path / "in"), "-f", "jsonl",
+            "--output-dir", str(out))
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert len(lines) == 3 and all(rec["input"] for rec in lines)
+    ok = [rec for rec in lines if rec["error"] is None]
+    assert ok and all(len(rec["outputs"]) == 1 and rec["outputs"][0].endswith(".json")
+                      for rec in ok)
+    failed = [rec for rec in lines if rec["error"] is not None]
+    assert all(rec["outputs"] == [] for rec in failed)

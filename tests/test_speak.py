@@ -124,6 +124,17 @@ def test_one_audio_per_input_file_with_json_sidecars(cli, tmp_path: Path) -> Non
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
         "intro.json", "intro.wav", "outro.json", "outro.wav"]
     assert json.loads((out / "intro.json").read_text())["output"] == "intro.wav"
+    printed = json.loads(result.stdout)  # the records, naming their sidecars (not bare paths)
+    assert [r["input"] for r in printed] == [str(tmp_path / "intro.txt"),
+                                              str(tmp_path / "outro.txt")]
+    assert printed[0]["outputs"] == [str((out / "intro.wav").resolve()),
+                                     str((out / "intro.json").resolve())]
+
+
+def test_output_must_be_wav(cli, tmp_path: Path) -> None:
+    r = cli("speak", "hello", "-o", str(tmp_path / "out.mp3"))
+    assert r.exit_code == 2 and "speak writes WAV audio" in r.stderr
+    assert not (tmp_path / "out.mp3").exists()
 
 
 def test_emoji_and_odd_characters_do_not_crash(cli, tmp_path: Path) -> None:

@@ -130,6 +130,21 @@ def settings_of(ctx: typer.Context) -> Settings:
     return obj if isinstance(obj, Settings) else Settings.from_env()
 
 
+# -o's extension -> the format it implies when --format is not given.
+FORMAT_OF_SUFFIX = {".txt": "text", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl",
+                    ".srt": "srt", ".vtt": "vtt", ".tsv": "tsv"}
+
+
+def format_for(ctx: typer.Context, fmt: str, output: Path | None,
+               allowed: tuple[str, ...]) -> str:
+    """``--format`` as given, else what ``-o``'s extension says (``-o talk.srt`` writes SRT)."""
+    source = ctx.get_parameter_source("fmt")
+    if output is None or source is None or source.name != "DEFAULT":
+        return fmt
+    implied = FORMAT_OF_SUFFIX.get(output.suffix.lower())
+    return implied if implied in allowed else fmt
+
+
 def check_format(fmt: str, allowed: tuple[str, ...]) -> str:
     """Validate ``--format`` against the task's formats (usage error, exit 2)."""
     if fmt not in allowed:
@@ -160,6 +175,7 @@ def run_batch(ctx: typer.Context, *, task: str, inputs: list[str] | None, model:
     settings = settings_of(ctx)
     output_dir = batch.output_dir
     spec = tasks.get(task)
+    fmt = format_for(ctx, fmt, output, spec.formats)
     check_format(fmt, spec.formats)
     spec.check(fmt, options, output_dir=output_dir is not None)
     if not inputs and not items:

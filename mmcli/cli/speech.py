@@ -117,6 +117,11 @@ def _sink(count: int, fmt: str, output: Path | None, output_dir: Path | None, ra
                              hint="use --output-dir DIR for one WAV per text or line")
         if not output.parent.is_dir():
             raise UsageError(f"-o {output}: the folder {output.parent} does not exist")
+        if output.suffix.lower() != ".wav":
+            kind = output.suffix or "a file without extension"
+            raise UsageError(f"-o {output}: speak writes WAV audio, not {kind}",
+                             hint=f"name it {output.with_suffix('.wav').name} (convert later, "
+                                  "e.g. ffmpeg -i speech.wav speech.mp3)")
         return "file"
     if play:
         return "play"
