@@ -49,3 +49,42 @@ def test_every_usage_error_has_one_style(cli, argv, message, hint) -> None:
     assert first.startswith("mmcli: error: ") and message in first
     assert second.startswith("hint: ") and hint in second
     assert "Usage:" not in r.stderr and r.stdout == ""
+
+
+def _short_flags() -> dict[str, set[frozenset[str]]]:
+    """short flag -> the long names of each option that has it, across every command."""
+    import typer
+
+    group = typer.main.get_command(app)
+    found: dict[str, set[frozenset[str]]] = {}
+
+    def walk(command, ctx) -> None:  # type: ignore[no-untyped-def]
+        for param in getattr(command, "params", []):
+            opts = list(getattr(param, "opts", []))
+            longs = {o for o in opts if o.startswith("--")}
+            for short in (o for o in opts if not o.startswith("--")):
+                found.setdefault(short, set()).add(frozenset(longs))
+        for name in getattr(command, "list_commands", lambda c: [])(ctx):
+            walk(command.get_command(ctx, name), ctx)
+
+    with group.make_context("mmcli", ["--help"], resilient_parsing=True) as ctx:
+        walk(group, ctx)
+    return found
+
+
+def test_each_short_flag_means_one_thing() -> None:
+    """-p was --prompt in caption and --point in segment. The one exception: -q is the global
+    --quiet and vqa's --question (a command's own option wins after the command name)."""
+    flags = _short_flags()
+    flags["-q"].discard(frozenset({"--question"}))
+    clashes = {short: options for short, options in flags.items()
+               if any(not a & b for a in options for b in options)}  # two unrelated options
+    assert clashes == {}
+
+
+@pytest.mark.parametrize("option,value", [("--pred-iou-thresh", "7"), ("--nms-thresh", "-1"),
+                                          ("--stability-thresh", "1.5"),
+                                          ("--points-per-side", "0")])
+def test_segment_value_ranges(cli, option, value) -> None:
+    r = cli("segment", "x.png", "--auto", option, value)
+    assert r.exit_code == 2 and option in r.stderr and r.stderr.startswith("mmcli: error:")

@@ -77,15 +77,15 @@ def test_best_mask_only_without_multimask_and_conventions_agree(cli, sam_manifes
 
 
 def test_single_and_four_output_decoders(cli, sam_manifest, pictures):
-    single = cli("--models", str(sam_manifest), "segment", str(pictures["land"]), "-p",
+    single = cli("--models", str(sam_manifest), "segment", str(pictures["land"]), "--point",
                  "320,240", "--multimask", "-m", "tiny-sam-single", "-f", "json")
     assert single.exit_code == 0 and len(json.loads(single.stdout)["masks"]) == 1
     assert "one mask per prompt" in single.stderr
     four = run_json(cli, sam_manifest, str(pictures["land"]), "-m", "tiny-sam-four",
-                    "-p", "320,240", "--multimask")
+                    "--point", "320,240", "--multimask")
     assert [m["predicted_iou"] for m in four["masks"]] == [0.95, 0.86, 0.8]  # index 0 left out
     best = run_json(cli, sam_manifest, str(pictures["land"]), "-m", "tiny-sam-four",
-                    "-p", "320,240")
+                    "--point", "320,240")
     assert [m["predicted_iou"] for m in best["masks"]] == [0.99]
 
 
@@ -155,7 +155,7 @@ def test_embeddings_cache_skips_encoder(cli, sam_manifest, pictures, tmp_path):
 
 def test_png_masks_overlay_and_text(cli, sam_manifest, pictures, tmp_path):
     out = tmp_path / "out"
-    result = cli("--models", str(sam_manifest), "segment", str(pictures["land"]), "-p",
+    result = cli("--models", str(sam_manifest), "segment", str(pictures["land"]), "--point",
                  "320,240", "--multimask", "-f", "png", "--overlay", "--output-dir", str(out))
     assert result.exit_code == 0, result.stderr
     names = sorted(p.name for p in out.iterdir() if not p.name.startswith(".mmcli"))
@@ -168,7 +168,7 @@ def test_png_masks_overlay_and_text(cli, sam_manifest, pictures, tmp_path):
     assert over.shape == (488, 640, 3)
     assert tuple(over[5, 5]) == (30, 90, 200)  # outside every mask: the picture itself
     assert tuple(over[240, 320]) != SHAPES[0]  # tinted inside the mask
-    text = cli("--models", str(sam_manifest), "segment", str(pictures["land"]), "-p", "320,240")
+    text = cli("--models", str(sam_manifest), "segment", str(pictures["land"]), "--point", "320,240")
     assert text.stdout.startswith("1 mask 640x488: area ") and "iou 0.95" in text.stdout
 
 
@@ -207,7 +207,7 @@ def test_bad_inputs_batch_continues(cli, sam_manifest, pictures, tmp_path):
     notimg = tmp_path / "notes.jpg"
     notimg.write_text("hello, not a picture")
     result = cli("--models", str(sam_manifest), "segment", str(corrupt), str(notimg),
-                 str(pictures["small"]), "-p", "20,20", "-f", "jsonl")
+                 str(pictures["small"]), "--point", "20,20", "-f", "jsonl")
     assert result.exit_code == 1
     recs = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["error"] is None for r in recs] == [False, False, True]
@@ -217,16 +217,16 @@ def test_bad_inputs_batch_continues(cli, sam_manifest, pictures, tmp_path):
 
 
 def test_missing_model_files_and_device(cli, sam_manifest, sam_dir, pictures):
-    broken = cli("--models", str(sam_manifest), "segment", str(pictures["small"]), "-p", "5,5",
+    broken = cli("--models", str(sam_manifest), "segment", str(pictures["small"]), "--point", "5,5",
                  "-m", "tiny-sam-broken")
     assert broken.exit_code == 3 and "not found" in broken.stderr
-    missing = cli("segment", str(pictures["small"]), "-p", "5,5", "-m",
+    missing = cli("segment", str(pictures["small"]), "--point", "5,5", "-m",
                   str(sam_dir / "encoder-nchw.onnx"), "--decoder", str(sam_dir / "nope.onnx"))
     assert missing.exit_code == 2 and "--decoder" in missing.stderr
     cuda = cli("--models", str(sam_manifest), "--device", "cuda", "segment",
-               str(pictures["small"]), "-p", "5,5")
+               str(pictures["small"]), "--point", "5,5")
     assert cuda.exit_code == 3 and "CUDAExecutionProvider" in cuda.stderr
-    by_path = cli("segment", str(pictures["small"]), "-p", "100,60", "-m",
+    by_path = cli("segment", str(pictures["small"]), "--point", "100,60", "-m",
                   str(sam_dir / "encoder-nchw-x.onnx"), "--decoder", str(sam_dir / "decoder.onnx"))
     assert by_path.exit_code == 0 and by_path.stdout.startswith("1 mask 160x120")
 
@@ -259,7 +259,7 @@ def test_mobilesam_on_newspaper(cli, media):
     photo = media / "newspaper.jpg"
     w, h = Image.open(photo).size
     result = cli("segment", str(photo), "-m", str(files[0]), "--decoder", str(files[1]),
-                 "-p", f"{w // 2},{h // 2}", "-f", "json")
+                 "--point", f"{w // 2},{h // 2}", "-f", "json")
     assert result.exit_code == 0, result.stderr
     rec = json.loads(result.stdout)
     assert len(rec["masks"]) == 1 and 0 < rec["masks"][0]["area"] < w * h
@@ -284,7 +284,7 @@ def test_segment_applies_the_same_pixel_limit_as_caption(cli, sam_manifest, tmp_
     bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 12000, 12000,
                                                                          8, 2, 0, 0, 0))
                      + chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + chunk(b"IEND", b""))
-    r = cli("--models", str(sam_manifest), "segment", str(bomb), "-p", "5,5", "-f", "jsonl")
+    r = cli("--models", str(sam_manifest), "segment", str(bomb), "--point", "5,5", "-f", "jsonl")
     assert r.exit_code == 1
     message = json.loads(r.stdout)["error"]["message"]
     assert "12000x12000" in message and "89,478,485-pixel limit" in message
@@ -292,5 +292,5 @@ def test_segment_applies_the_same_pixel_limit_as_caption(cli, sam_manifest, tmp_
     small = tmp_path / "small.png"
     Image.new("RGB", (40, 30)).save(small)
     monkeypatch.setenv("MMCLI_MAX_PIXELS", "1000")
-    r = cli("--models", str(sam_manifest), "segment", str(small), "-p", "5,5", "-f", "jsonl")
+    r = cli("--models", str(sam_manifest), "segment", str(small), "--point", "5,5", "-f", "jsonl")
     assert r.exit_code == 1 and "1,000-pixel limit" in r.stdout

@@ -29,7 +29,7 @@ def segment(
     ctx: typer.Context,
     inputs: common.InputsArg = None,
     point: Annotated[Optional[list[str]], typer.Option(
-        "--point", "-p", metavar="X,Y",
+        "--point", metavar="X,Y",
         help="Positive click X,Y in pixels (repeatable: one object).")] = None,
     neg_point: Annotated[Optional[list[str]], typer.Option(
         "--neg-point", metavar="X,Y",
@@ -43,19 +43,22 @@ def segment(
         "--auto", help="Masks for everything (point grid, filtering, NMS).",
         rich_help_panel=PANEL)] = False,
     points_per_side: Annotated[int, typer.Option(
-        "--points-per-side", help="Grid size for --auto (n x n points).",
+        "--points-per-side", min=1, max=128, help="Grid size for --auto (n x n points).",
         rich_help_panel=PANEL)] = 16,
     pred_iou_thresh: Annotated[float, typer.Option(
-        "--pred-iou-thresh", help="Drop --auto masks below this predicted IoU.",
+        "--pred-iou-thresh", min=0.0, max=1.0,
+        help="Drop --auto masks below this predicted IoU (0-1).",
         rich_help_panel=PANEL)] = 0.88,
     stability_thresh: Annotated[float, typer.Option(
-        "--stability-thresh", help="Drop --auto masks below this stability score.",
+        "--stability-thresh", min=0.0, max=1.0,
+        help="Drop --auto masks below this stability score (0-1).",
         rich_help_panel=PANEL)] = 0.95,
     nms_thresh: Annotated[float, typer.Option(
-        "--nms-thresh", help="Box IoU above which --auto keeps only the better mask.",
+        "--nms-thresh", min=0.0, max=1.0,
+        help="Box IoU above which --auto keeps only the better mask (0-1).",
         rich_help_panel=PANEL)] = 0.7,
     min_area: Annotated[int, typer.Option(
-        "--min-area", help="Drop --auto masks smaller than this many pixels.",
+        "--min-area", min=0, help="Drop --auto masks smaller than this many pixels.",
         rich_help_panel=PANEL)] = 0,
     overlay: Annotated[bool, typer.Option(
         "--overlay", help="Also write NAME.overlay.png (needs --output-dir).")] = False,
