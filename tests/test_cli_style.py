@@ -62,7 +62,7 @@ def _short_flags() -> dict[str, set[frozenset[str]]]:
         for param in getattr(command, "params", []):
             opts = list(getattr(param, "opts", []))
             longs = {o for o in opts if o.startswith("--")}
-            for short in (o for o in opts if not o.startswith("--")):
+            for short in (o for o in opts if o.startswith("-") and not o.startswith("--")):
                 found.setdefault(short, set()).add(frozenset(longs))
         for name in getattr(command, "list_commands", lambda c: [])(ctx):
             walk(command.get_command(ctx, name), ctx)

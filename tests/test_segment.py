@@ -168,7 +168,8 @@ def test_png_masks_overlay_and_text(cli, sam_manifest, pictures, tmp_path):
     assert over.shape == (488, 640, 3)
     assert tuple(over[5, 5]) == (30, 90, 200)  # outside every mask: the picture itself
     assert tuple(over[240, 320]) != SHAPES[0]  # tinted inside the mask
-    text = cli("--models", str(sam_manifest), "segment", str(pictures["land"]), "--point", "320,240")
+    text = cli("--models", str(sam_manifest), "segment", str(pictures["land"]),
+               "--point", "320,240")
     assert text.stdout.startswith("1 mask 640x488: area ") and "iou 0.95" in text.stdout
 
 
