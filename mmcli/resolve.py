@@ -100,6 +100,9 @@ def find_entry(name: str, manifest: Manifest, task: str | None = None) -> ModelE
         hint = f"did you mean {', '.join(close)}?" if close else "see `mmcli models list`"
         raise UsageError(f"unknown model '{name}'", hint=hint)
     if task is not None and task not in entry.tasks:
-        others = ", ".join(e.name for e in manifest.for_task(task)[:6])
+        # Usable models first: the installed ones are what the user can run right now.
+        usable = sorted(manifest.for_task(task), key=lambda e: not hub.is_local(e))
+        others = ", ".join(e.name + (" (installed)" if hub.is_local(e) else "")
+                           for e in usable[:6])
         raise UsageError(f"model '{name}' cannot do '{task}'", hint=f"models for {task}: {others}")
     return entry

@@ -88,3 +88,58 @@ def test_each_short_flag_means_one_thing() -> None:
 def test_segment_value_ranges(cli, option, value) -> None:
     r = cli("segment", "x.png", "--auto", option, value)
     assert r.exit_code == 2 and option in r.stderr and r.stderr.startswith("mmcli: error:")
+
+
+# Options named in mmcli's messages that belong to other programs (or to click itself).
+FOREIGN_OPTIONS = {"--help": "click", "--force-reinstall": "pip", "--no-cache-dir": "pip",
+                   "--use-preprocess": "samexporter (how to export a SAM model)"}
+
+
+def test_every_option_a_message_names_exists() -> None:
+    """Hints must be true: segment's error once suggested --points-per-batch, which no command
+    has. Every `--option` in a string of mmcli's code is an option of some command."""
+    import ast
+    import re
+
+    import typer
+
+    from tests.conftest import REPO
+
+    group = typer.main.get_command(app)
+    defined: set[str] = set()
+
+    def walk(command, ctx) -> None:  # type: ignore[no-untyped-def]
+        for param in getattr(command, "params", []):
+            defined.update(getattr(param, "opts", []) + getattr(param, "secondary_opts", []))
+        for name in getattr(command, "list_commands", lambda c: [])(ctx):
+            walk(command.get_command(ctx, name), ctx)
+
+    with group.make_context("mmcli", ["--help"], resilient_parsing=True) as ctx:
+        walk(group, ctx)
+    named: dict[str, str] = {}
+    for path in (REPO / "mmcli").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                for option in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", node.value):
+                    named.setdefault(option, str(path.relative_to(REPO)))
+    missing = {o: where for o, where in named.items()
+               if o not in defined and o not in FOREIGN_OPTIONS}
+    assert missing == {}
+
+
+def test_a_model_for_another_task_suggests_installed_models_first(cli) -> None:
+    r = cli("--offline", "transcribe", "--model", "smollm2-135m", "x.wav")
+    assert r.exit_code == 2
+    hint = r.stderr.splitlines()[1]
+    assert hint.startswith("hint: models for transcribe: tiny.en-bundled (installed)")
+
+
+def test_an_unknown_language_is_named_as_such(cli, tmp_path) -> None:
+    from tests.speech_helpers import require_models, synthesize
+
+    require_models()
+    clip = tmp_path / "a.wav"
+    clip.write_bytes(synthesize("Hello."))
+    r = cli("--offline", "transcribe", str(clip), "--language", "xx")
+    assert r.exit_code == 2 and "not a language Whisper knows" in r.stderr
+    assert "English-only" not in r.stderr

@@ -109,8 +109,10 @@ def check(options: Options, fmt: str | None = None) -> None:
     if len(options.boxes) > 1 and (options.points or options.neg_points):
         raise UsageError("several --box prompts are separate objects and cannot share clicks",
                          hint="use one --box with --point/--neg-point, or boxes alone")
-    if options.points_per_side < 1 or options.points_per_batch < 1:
-        raise UsageError("--points-per-side and --points-per-batch must be at least 1")
+    if options.points_per_side < 1:
+        raise UsageError("--points-per-side must be at least 1")
+    if options.points_per_batch < 1:  # a library option (no CLI flag): name the field
+        raise UsageError("Options.points_per_batch must be at least 1")
     for x1, y1, x2, y2 in options.boxes:
         if not (x1 < x2 and y1 < y2):
             raise UsageError(f"box {x1:g},{y1:g},{x2:g},{y2:g} is empty", hint=BOX_FORM)

@@ -6,6 +6,7 @@ Segments are decoded lazily and yielded as ``SegmentDone`` events the moment the
 
 from __future__ import annotations
 
+import difflib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -100,6 +101,13 @@ def engine_kwargs(options: Options) -> dict[str, Any]:
 
 def check(engine: SpeechToTextEngine, options: Options) -> None:
     """Options the model cannot honour are usage errors, not silent surprises."""
+    from faster_whisper.tokenizer import _LANGUAGE_CODES  # Whisper's language list
+
+    if options.language is not None and options.language not in _LANGUAGE_CODES:
+        close = difflib.get_close_matches(options.language, _LANGUAGE_CODES, n=3)
+        raise UsageError(f"--language {options.language}: not a language Whisper knows",
+                         hint=(f"did you mean {', '.join(close)}? " if close else "")
+                         + "use a code such as en, de, fr, es, ja, zh (or leave it out to detect)")
     if not engine.multilingual(options.compute_type):
         if options.task == "translate":
             raise UsageError("--task translate needs a multilingual model; this is English-only",
