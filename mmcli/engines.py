@@ -14,12 +14,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mmcli.errors import EngineMissingError
+from mmcli.tasks import NAMES as TASKS  # the one list of task names (re-exported)
+
+__all__ = ["TASKS", "EngineSpec", "register", "unregister", "names", "spec", "load",
+           "backend_class", "close_all"]
 
 if TYPE_CHECKING:
     from mmcli.records import ResolvedModel
     from mmcli.settings import Settings
 
-TASKS = ("caption", "vqa", "transcribe", "speak", "segment", "chat")
 
 
 class Engine(Protocol):
