@@ -6,9 +6,11 @@ goes on; a failure that concerns every input (model unavailable, bad usage) stop
 
 from __future__ import annotations
 
+import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from mmcli import console
@@ -17,6 +19,7 @@ from mmcli.events import Done, TaskEvent
 from mmcli.inputs import InputItem
 from mmcli.journal import Journal
 from mmcli.outputs import Writer, sidecar_path
+from mmcli.progressbar import AboveBar, BatchBar, same_terminal
 from mmcli.records import ErrorInfo, Record
 from mmcli.settings import Settings
 
@@ -62,7 +65,8 @@ class Summary:
 
 
 def run(items: list[InputItem], process: Process, error_record: ErrorRecord, writer: Writer,
-        settings: Settings, *, skip_existing: bool = False, job: Job | None = None) -> Summary:
+        settings: Settings, *, skip_existing: bool = False, job: Job | None = None,
+        title: str = "processing") -> Summary:
     """Process every item, writing records as they arrive.
 
     Args:
@@ -73,14 +77,18 @@ def run(items: list[InputItem], process: Process, error_record: ErrorRecord, wri
         settings: global settings (quiet, debug).
         skip_existing: skip items whose sidecar already exists under the writer's output dir.
         job: journal, time budget and retry policy (``--journal``, ``--max-duration``…).
+        title: what the progress bar calls the run (task and model).
     Returns:
         The summary; ``summary.exit_code`` is the batch's exit code.
     """
     summary = Summary()
     job = job or Job()
-    show = console.show_progress(settings.quiet) and len(items) > 1
+    bar = BatchBar(len(items), title) if console.show_progress(settings.quiet) and items \
+        else None
     try:
-        with console.progress(len(items), "processing", enabled=show) as bar:
+        with bar if bar is not None else nullcontext():
+            if bar is not None and same_terminal(writer.stdout, sys.stderr):
+                writer.stdout = AboveBar(bar.console, writer.stdout)  # type: ignore[assignment]
             for index, item in enumerate(items):
                 if job.budget_s is not None and \
                         time.perf_counter() - summary.started > job.budget_s:
@@ -88,13 +96,17 @@ def run(items: list[InputItem], process: Process, error_record: ErrorRecord, wri
                     console.info(f"time budget reached; {summary.left} inputs left for the "
                                  "next run", quiet=settings.quiet)
                     break
+                if bar is not None:
+                    bar.start(item.display)
                 if _skip(item, writer, job, skip_existing):
                     summary.skipped += 1
+                    state = "skipped"
                 else:
-                    _one(item, process, error_record, writer, settings, summary, job)
+                    state = _one(item, process, error_record, writer, settings, summary, job,
+                                 bar)
                 if bar is not None:
-                    bar.advance(bar.task_ids[0])
-        writer.close()
+                    bar.finish(state)
+            writer.close()
     except (KeyboardInterrupt, Terminated):
         summary.left = len(items) - summary.done - summary.failed - summary.skipped
         console.info(f"stopped: {summary.line()}", quiet=False)
@@ -145,11 +157,13 @@ def _failed(item: InputItem, exc: BaseException, error_record: ErrorRecord,
 
 
 def _one(item: InputItem, process: Process, error_record: ErrorRecord, writer: Writer,
-         settings: Settings, summary: Summary, job: Job) -> None:
+         settings: Settings, summary: Summary, job: Job, bar: BatchBar | None) -> str:
     first_output = len(writer.written)
     failure: str | None = None
     for event in guarded(item, process, error_record, debug=settings.debug):
         if not isinstance(event, Done):
+            if bar is not None:
+                bar.event(event)
             writer.event(event, item)
             continue
         record = event.record
@@ -167,3 +181,4 @@ def _one(item: InputItem, process: Process, error_record: ErrorRecord, writer: W
         # After the outputs were renamed into place: "done" always means the files exist.
         job.journal.append(job.key(item), item, "failed" if failure else "done",
                            writer.written[first_output:], failure)
+    return "failed" if failure else "done"

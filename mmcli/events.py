@@ -1,9 +1,9 @@
 """Typed stream events: what engines and tasks yield while they work.
 
 Engines yield ``TextDelta`` pieces and a final ``ChatDone`` (llama); tasks yield ``TextDelta``,
-``SegmentDone`` and ``AudioChunk`` while an input is processed and one ``Done`` per finished
-record. The writer (``mmcli.outputs``) decides where each event goes (stdout on a terminal,
-``-o``, sidecars); consumers tell events apart with ``isinstance``, never ``hasattr``.
+``SegmentDone``, ``Measured`` and ``AudioChunk`` while an input is processed and one ``Done``
+per finished record. The writer (``mmcli.outputs``) decides where each event goes (stdout on a
+terminal, ``-o``, sidecars); consumers tell events apart with ``isinstance``, never ``hasattr``.
 """
 
 from __future__ import annotations
@@ -44,6 +44,13 @@ class SegmentDone:
 
 
 @dataclass(frozen=True)
+class Measured:
+    """The input's media length, known before its results (progress inside one input)."""
+
+    duration_s: float
+
+
+@dataclass(frozen=True)
 class AudioChunk:
     """Synthesized 16-bit little-endian mono PCM, in order (one sentence, or its silence)."""
 
@@ -59,4 +66,4 @@ class Done:
 
 
 GenerationEvent = Union[TextDelta, ChatDone]
-TaskEvent = Union[TextDelta, SegmentDone, AudioChunk, Done]
+TaskEvent = Union[TextDelta, SegmentDone, Measured, AudioChunk, Done]

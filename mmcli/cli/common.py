@@ -224,7 +224,7 @@ def run_batch(ctx: typer.Context, *, task: str, inputs: list[str] | None, model:
         # SIGTERM raises Terminated here (installed by the app for the whole command).
         summary = batch_mod.run(
             items, process, lambda item, info: spec.error_record(item, info, resolved),
-            writer, settings, skip_existing=batch.skip_existing,
+            writer, settings, skip_existing=batch.skip_existing, title=f"{task} {resolved.name}",
             job=batch_mod.Job(journal=journal, key=key if journal else None,
                               budget_s=budget, retry_failed=batch.retry_failed))
     raise typer.Exit(int(summary.exit_code))

@@ -2,21 +2,26 @@
 
 Segments are decoded lazily and yielded as ``SegmentDone`` events the moment they are decoded
 (the writer shows them live on a terminal), then the input's ``TranscriptRecord``.
+
+Whisper invents words for audio without speech ("Thank you." for a 0.08 s clip), so each segment
+is judged by Whisper's own scores before it is yielded (``is_silence``), audio shorter than a
+syllable is not decoded at all, and an input left without speech gets an empty transcript and
+one warning. Segment and word times never pass the input's duration.
 """
 
 from __future__ import annotations
 
 import difflib
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmcli import engines, subtitles
+from mmcli import console, engines, subtitles
 from mmcli.enginetypes import SpeechToTextEngine
 from mmcli.errors import InputError, UsageError
-from mmcli.events import Done, SegmentDone, TaskEvent
+from mmcli.events import Done, Measured, SegmentDone, TaskEvent
 from mmcli.inputs import InputItem
 from mmcli.outputs import default_render
 from mmcli.records import Record, ResolvedModel, Timings
@@ -25,6 +30,19 @@ from mmcli.tasks.base import Process, Sidecar, Task
 
 SUFFIXES = {"text": ".txt", "json": ".json", "jsonl": ".json", "srt": ".srt", "vtt": ".vtt",
             "tsv": ".tsv"}
+
+# openai-whisper's decoding thresholds (faster-whisper's defaults): a decode whose average token
+# log-probability is below LOGPROB or whose text gzips better than COMPRESSION is retried at the
+# next temperature; with no_speech_prob above NO_SPEECH as well, the window is silence.
+LOGPROB = -1.0
+COMPRESSION = 2.4
+NO_SPEECH = 0.6
+# Shorter than the shortest syllable (~0.1 s): nothing to recognize. tiny.en still reads "No."
+# from the first 0.1 s of the word, and makes up "Thank you." from 0.08 s of a newsreel. The
+# VAD does not help here: faster-whisper keeps speech chunks of any length (Silero's
+# min_speech_duration_ms = 0) and pads them by 0.4 s, so one 32 ms window over its threshold
+# turns a whole short clip into "speech".
+MIN_SPEECH_S = 0.1
 
 
 @dataclass
@@ -135,18 +153,80 @@ def _source(item: InputItem) -> Path | bytes:
     return item.path
 
 
-def _run(engine: SpeechToTextEngine, audio: Any, options: Options,
-         record: TranscriptRecord) -> Iterator[TaskEvent]:
+def is_silence(seg: Any, last_temperature: float) -> bool:
+    """True when Whisper's own scores say a decoded segment holds no speech.
+
+    Two rules: openai-whisper's (``no_speech_prob`` > 0.6 and ``avg_logprob`` < -1.0), which
+    faster-whisper applies only per 30 s window of its sequential pipeline and its batched
+    pipeline never; and a failed fallback: the decode failed the log-probability or compression
+    check at every temperature up to the last one, while the no-speech head rates silence more
+    likely than speech (``no_speech_prob`` > 0.5). On tiny.en, whole spoken words (0.2 s and
+    longer, alone or in sentences, with noise down to -5 dB SNR) met neither; words made up for
+    0.08-0.25 s cuts of a newsreel often met one.
+
+    Args:
+        seg: a faster-whisper segment (``avg_logprob``, ``no_speech_prob``,
+            ``compression_ratio``, ``temperature``).
+        last_temperature: the last temperature of the fallback schedule.
+    Returns:
+        Whether to drop the segment.
+    """
+    unlikely = seg.avg_logprob < LOGPROB
+    if unlikely and seg.no_speech_prob > NO_SPEECH:
+        return True
+    failed = unlikely or seg.compression_ratio > COMPRESSION
+    exhausted = (seg.temperature or 0.0) >= last_temperature - 1e-6
+    return failed and exhausted and seg.no_speech_prob > 0.5
+
+
+def _segment(seg: Any, duration: float) -> Segment:
+    """A record segment with its (and its words') times clamped to ``[0, duration]``.
+
+    Whisper's timestamp tokens may point past the audio (the last cue of a 17.44 s file ends at
+    18.04 s); subtitles, JSON and TSV all read these clamped times.
+    """
+    def clamp(t: float) -> float:
+        return min(max(t, 0.0), duration)
+
+    start = clamp(seg.start)
+    words = None if seg.words is None else [
+        Word(clamp(w.start), max(clamp(w.end), clamp(w.start)), w.word, w.probability)
+        for w in seg.words]
+    return Segment(seg.id, start, max(clamp(seg.end), start), seg.text, seg.avg_logprob,
+                   seg.no_speech_prob, seg.temperature, words)
+
+
+def _run(engine: SpeechToTextEngine, audio: Any, options: Options, record: TranscriptRecord,
+         settings: Settings) -> Generator[TaskEvent, None, str | None]:
+    """Decode, keep the segments with speech (each judged before it is yielded).
+
+    Returns:
+        Why the transcript is empty, or None when it is not.
+    """
     segments, info = engine.transcribe(audio, options.compute_type, options.batch_size,
                                        **engine_kwargs(options))
     record.language, record.language_probability = info.language, info.language_probability
+    last_temperature = temperatures(options.temperature)[-1]
+    dropped = 0
     for seg in segments:
-        words = None if seg.words is None else [
-            Word(w.start, w.end, w.word, w.probability) for w in seg.words]
-        record.segments.append(Segment(seg.id, seg.start, seg.end, seg.text, seg.avg_logprob,
-                                       seg.no_speech_prob, seg.temperature, words))
-        yield SegmentDone(seg.start, seg.end, seg.text)
+        if is_silence(seg, last_temperature):
+            dropped += 1
+            if settings.verbose:
+                console.info(f"{record.input}: segment {seg.id} dropped as silence "
+                             f"(no_speech_prob {seg.no_speech_prob:.2f}, "
+                             f"avg_logprob {seg.avg_logprob:.2f}): {seg.text.strip()!r}")
+            continue
+        segment = _segment(seg, record.duration_s)
+        record.segments.append(segment)
+        yield SegmentDone(segment.start, segment.end, segment.text)
     record.transcript = "".join(s.text for s in record.segments).strip()
+    if record.transcript:
+        return None
+    if dropped:
+        return "Whisper rated what it heard as silence"
+    if options.vad and not info.duration_after_vad:
+        return "voice activity detection found no speech"
+    return "Whisper found no speech"
 
 
 class TranscribeTask(Task[Options]):
@@ -204,10 +284,16 @@ class TranscribeTask(Task[Options]):
             decode_s = time.perf_counter() - start
             record = TranscriptRecord(input=item.display, task="transcribe", model=model.info,
                                       device=engine.device, duration_s=len(audio) / 16000)
-            if len(audio):
-                yield from _run(engine, audio, options, record)
-            elif options.language:
+            yield Measured(record.duration_s)
+            if record.duration_s >= MIN_SPEECH_S:
+                why = yield from _run(engine, audio, options, record, settings)
+            else:
+                why = (f"{record.duration_s:.2f} s of audio is shorter than a syllable "
+                       f"({MIN_SPEECH_S} s)")
                 record.language = options.language
+            if why:
+                console.warn(f"{item.display}: empty transcript: {why}",
+                             quiet=settings.quiet)
             record.timings = Timings(load_s=load_s + extra_load,
                                      run_s=time.perf_counter() - start,
                                      extra={"decode_audio_s": decode_s})
