@@ -1,7 +1,9 @@
 """Facts for ``mmcli doctor``: each probe imports one engine and reports, never raises.
 
 Each engine's ``--device`` lines come from ``mmcli.devices`` (the policy the backends use), so
-doctor words a missing GPU exactly as the error of ``--device cuda`` would.
+doctor words a missing GPU exactly as the error of ``--device cuda`` would. Which task runs
+right now, offline, with which model, comes from ``mmcli.inventory`` (the same default order
+as ``mmcli.resolve``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import platform
 import sys
 from typing import Any
 
-from mmcli import devices, engines, manifest
+from mmcli import devices, engines, inventory, manifest
 from mmcli.errors import MmcliError
 from mmcli.settings import Settings, cache_dir, config_dir, hf_hub_cache
 
@@ -66,10 +68,11 @@ def _onnxruntime(kind: devices.Kind) -> dict[str, Any]:
 def report(settings: Settings) -> dict[str, Any]:
     """Everything doctor prints, as one JSON-ready dict."""
     try:
-        layers = [str(p) for p in manifest.load(settings.models_file).layers]
-        manifest_error = None
+        loaded = manifest.load(settings.models_file)
+        layers, manifest_error = [str(p) for p in loaded.layers], None
+        runnable = inventory.runnable_now(loaded)
     except MmcliError as exc:
-        layers, manifest_error = [], exc.message
+        layers, manifest_error, runnable = [], exc.message, {}
     return {
         "python": sys.version.split()[0],
         "platform": f"{platform.system()} {platform.machine()}",
@@ -83,6 +86,7 @@ def report(settings: Settings) -> dict[str, Any]:
         "registered_engines": engines.names(),
         "manifest_layers": layers,
         "manifest_error": manifest_error,
+        "tasks_offline": runnable,
         "hf_cache": str(hf_hub_cache()),
         "mmcli_cache": str(cache_dir()),
         "config_dir": str(config_dir()),
@@ -116,4 +120,7 @@ def lines(r: dict[str, Any]) -> list[str]:
         out.append(f"manifest    ERROR: {r['manifest_error']}")
     out += [f"hf cache    {r['hf_cache']}", f"mmcli cache {r['mmcli_cache']}",
             f"offline     {r['offline']}"]
+    for i, (task, now) in enumerate(r["tasks_offline"].items()):
+        what = now["model"] or f"none — `{now['fix']}`"
+        out.append(f"{'runs now' if i == 0 else '':<11} {task:<11} {what}")
     return out

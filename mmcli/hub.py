@@ -5,23 +5,27 @@ Four source kinds: ``package`` (a pip-installed data package, located without im
 (content-addressed blobs in mmcli's cache). Every command that needs a model's files comes
 here: the task commands through ``mmcli.resolve``, and ``mmcli models pull/path/verify/rm``.
 The network part lives in ``mmcli.hub_download`` and is imported only for a real download.
+
+Downloaded files (repo and url sources) that the manifest pins by sha256 are checked again
+before every use: ``mmcli.pins`` re-hashes a file only when its size or mtime changed since it
+was last verified, so a tampered or truncated cache fails before the model loads.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import re
 import shutil
 from pathlib import Path
 
-from mmcli import console
+from mmcli import console, pins
 from mmcli.errors import ModelUnavailableError, UsageError
 from mmcli.manifest import ModelEntry
 from mmcli.records import ModelInfo, ResolvedModel
 from mmcli.settings import Settings, cache_dir, hf_hub_cache
 
 STATUS_LOCAL = ("bundled", "local", "cached")
+DOWNLOADED = ("repo", "url")  # the sources whose files mmcli fetched into a cache
 
 
 # ------------------------------------------------------------------ locate
@@ -77,14 +81,15 @@ def local_files(entry: ModelEntry) -> dict[str, Path] | None:
         return None
     out: dict[str, Path] = {}
     for role, name in entry.files.items():
-        found = _find(base, name)
+        found = find_file(base, name)
         if found is None:
             return None
         out[role] = found
     return out
 
 
-def _find(base: Path, name: str) -> Path | None:
+def find_file(base: Path, name: str) -> Path | None:
+    """``base/name``, or the first match of a glob name (whisper's ``vocabulary.*``)."""
     if any(ch in name for ch in "*?["):  # a glob, e.g. whisper's "vocabulary.*"
         matches = sorted(base.glob(name))
         return matches[0] if matches else None
@@ -117,7 +122,12 @@ def info_for(entry: ModelEntry) -> ModelInfo:
 
 
 def from_entry(entry: ModelEntry, files: dict[str, Path]) -> ResolvedModel:
-    """Wrap an entry whose files are local (``files`` from ``local_files``/``ensure_local``)."""
+    """Wrap an entry whose files are local (``files`` from ``local_files``/``ensure_local``).
+
+    Raises:
+        ModelUnavailableError: a pinned downloaded file no longer matches its sha256.
+    """
+    files = checked(entry, files)
     return ResolvedModel(name=entry.name, engine=entry.engine, tasks=entry.tasks, files=files,
                          info=info_for(entry), options=dict(entry.options), entry=entry)
 
@@ -141,10 +151,35 @@ def ensure_local(entry: ModelEntry, settings: Settings, *,
     """
     files = local_files(entry)
     if files is not None:
-        return files
-    if entry.source in ("repo", "url") and download and not settings.offline:
+        return checked(entry, files)
+    if entry.source in DOWNLOADED and download and not settings.offline:
         return fetch(entry, settings)
     raise unavailable(entry, settings)
+
+
+def checked(entry: ModelEntry, files: dict[str, Path]) -> dict[str, Path]:
+    """``files``, once every sha256-pinned file of a downloaded model still matches its pin.
+
+    Only files whose size or mtime changed since their last verification are hashed (see
+    ``mmcli.pins``); package and path files belong to pip / the user (``models verify``).
+
+    Raises:
+        ModelUnavailableError: a cached file differs from its pin (tampered, truncated).
+    """
+    if entry.source not in DOWNLOADED or not entry.sha256:
+        return files
+    hint = f"run `mmcli models rm {entry.name}` then `mmcli models pull {entry.name}`"
+    try:
+        states = pins.check(files, entry.sha256)
+    except OSError as exc:  # removed or unreadable since it was located
+        raise ModelUnavailableError(f"model '{entry.name}': cannot read cached file "
+                                    f"{exc.filename or ''}: {exc.strerror}", hint=hint) from None
+    bad = [role for role, state in states.items() if state != "ok"]
+    if bad:
+        raise ModelUnavailableError(
+            f"model '{entry.name}': cached file {files[bad[0]].name} no longer matches its "
+            "sha256 pin (changed since it was downloaded)", hint=hint)
+    return files
 
 
 def unavailable(entry: ModelEntry, settings: Settings) -> ModelUnavailableError:
@@ -161,7 +196,7 @@ def unavailable(entry: ModelEntry, settings: Settings) -> ModelUnavailableError:
         if not entry.path.exists() or base is None:
             what = f"{entry.path} does not exist"
         else:
-            missing = [n for n in entry.files.values() if _find(base, n) is None]
+            missing = [n for n in entry.files.values() if find_file(base, n) is None]
             what = f"{missing[0] if missing else 'files'} not found under {base}"
         return ModelUnavailableError(f"model '{name}': {what}",
                                      hint=f"fix 'path' in {entry.origin}")
@@ -180,16 +215,21 @@ def fetch(entry: ModelEntry, settings: Settings) -> dict[str, Path]:
     Raises:
         ModelUnavailableError: not a downloadable source, download failed, or bad checksum.
     """
-    if entry.source not in ("repo", "url"):
+    if entry.source not in DOWNLOADED:
         raise unavailable(entry, settings)
     from mmcli import hub_download  # huggingface-hub is slow to import: only for a download
 
+    dests = {r: url_blob_path(entry.sha256[r], name) for r, name in entry.roles.items()} \
+        if entry.source == "url" else {}
+    todo = [r for r, dest in dests.items() if not dest.is_file()]
+    hub_download.require_network(entry.name,
+                                 entry.url[todo[0]] if todo else hub_download.endpoint())
     console.info(f"downloading {entry.name} (~{entry.size_mb:.0f} MB) from {entry.source_label}",
                  quiet=settings.quiet)
     if entry.source == "url":
-        for role, url in entry.url.items():
-            hub_download.fetch_url(url, url_blob_path(entry.sha256[role], entry.roles[role]),
-                                   entry.sha256[role], settings)
+        for role in todo:  # each hashed while it streamed in: remembered as verified
+            hub_download.fetch_url(entry.url[role], dests[role], entry.sha256[role], settings)
+            pins.remember(dests[role], entry.sha256[role])
     else:
         hub_download.pull_repo(entry.name, entry.repo or "", entry.revision or "main",
                                list(entry.files.values()), settings)
@@ -197,47 +237,43 @@ def fetch(entry: ModelEntry, settings: Settings) -> dict[str, Path]:
     if files is None:
         raise ModelUnavailableError(f"download of '{entry.name}' finished but files are missing",
                                     hint="check 'files' in the manifest against the repo")
-    if entry.source == "repo":  # url files were hashed while they streamed in
-        _check_hashes(entry, files)
-    return files
-
-
-def _check_hashes(entry: ModelEntry, files: dict[str, Path]) -> None:
-    for role, expected in entry.sha256.items():
-        if sha256_file(files[role]) != expected.lower():
+    # Repo files are hashed now (and recorded); url files were hashed as they streamed in.
+    states = pins.check(files, entry.sha256, rehash=entry.source == "repo")
+    for role, state in states.items():
+        if state != "ok":
             raise ModelUnavailableError(
                 f"checksum mismatch for '{entry.name}' file {files[role].name}",
                 hint=f"run `mmcli models rm {entry.name}` and pull again; "
                      "if it persists the manifest pin is wrong")
+    return files
 
 
 # ------------------------------------------------------------------ verify / remove
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def expected_sha256(entry: ModelEntry, role: str, path: Path | None) -> tuple[str | None, str]:
+    """``(sha256, where from)``: the manifest's pin, else the HF cache's LFS blob name."""
+    if role in entry.sha256:
+        return entry.sha256[role].lower(), "manifest"
+    lfs = _hub_lfs_hash(path) if path is not None and not path.is_dir() else None
+    return (lfs, "hub") if lfs else (None, "")
 
 
 def verify(entry: ModelEntry) -> list[tuple[str, str, str]]:
     """``(role, state, path)`` per file: ok, mismatch, missing, or no-hash (nothing to check).
 
-    The expected hash is the manifest's ``sha256``, else the HF cache's LFS blob name.
+    Every file with an expected hash (``expected_sha256``) is re-hashed, and the result is
+    recorded (so the next load of the model does not hash it again).
     """
     files = local_files(entry) or {}
+    expected = {role: sha for role, p in files.items()
+                if (sha := expected_sha256(entry, role, p)[0]) is not None}
+    states = pins.check(files, expected, rehash=True)
     out = []
     for role in entry.roles:
         path = files.get(role)
         if path is None:
             out.append((role, "missing", "-"))
-            continue
-        expected = None if path.is_dir() else entry.sha256.get(role) or _hub_lfs_hash(path)
-        if expected is None:
-            out.append((role, "no-hash", str(path)))
-            continue
-        out.append((role, "ok" if sha256_file(path) == expected.lower() else "mismatch", str(path)))
+        else:
+            out.append((role, states.get(role, "no-hash"), str(path)))
     return out
 
 
@@ -273,6 +309,7 @@ def remove(entry: ModelEntry) -> list[Path]:
             removed.extend(_remove_snapshot(snap))
     if not removed:
         raise UsageError(f"model '{entry.name}' is not in the cache")
+    pins.prune()
     return removed
 
 

@@ -224,6 +224,13 @@ def _parse_source(entry: ModelEntry, table: dict[str, Any], where: str) -> None:
         for role, u in entry.url.items():
             if not u.startswith(("https://", "http://")):
                 raise ConfigError(f"{where}: key 'url.{role}' must be an http(s) URL")
+            if role not in entry.sha256 and u.startswith("http://"):
+                # Nothing authenticates a plain-http download: only the pin can.
+                raise ConfigError(
+                    f"{where}: file {u.rsplit('/', 1)[-1]} (url.{role}) is plain http:// and "
+                    "has no sha256 pin, so anyone on the way could swap it",
+                    hint=f"add sha256.{role} = \"<its 64-hex sha256>\" to model '{entry.name}' "
+                         "(or use an https:// URL and pin it)")
             if role not in entry.sha256:
                 raise ConfigError(f"{where}: missing key 'sha256.{role}' (required for url)")
         if entry.files:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
+import logging
+import os
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mmcli import hub, manifest
+from mmcli import hub, hub_download, manifest, pins
 from mmcli.errors import ModelUnavailableError, UsageError
 from mmcli.manifest import ModelEntry
 from mmcli.settings import Settings
@@ -145,6 +150,7 @@ def test_repo_not_downloaded(tmp_path, no_fetch):
 def test_repo_online_fetches_and_checks_the_pin(tmp_path, isolated, monkeypatch):
     from mmcli import hub_download
 
+    monkeypatch.setattr(hub_download, "unreachable", lambda url: None)
     calls: list[tuple[str, str, list[str]]] = []
 
     def fake_pull(name: str, repo: str, revision: str, patterns: list[str],
@@ -199,6 +205,140 @@ def test_verify_missing_and_no_hash(tmp_path):
     assert [s for _, s, _ in hub.verify(entry(tmp_path, path="voice"))] == ["no-hash"] * 2
     assert hub.verify(entry(tmp_path, path="gone")) == [("model", "missing", "-"),
                                                         ("config", "missing", "-")]
+
+
+# ------------------------------------------------------------------ pins: a changed cache is caught
+@pytest.fixture
+def hashed(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Every file mmcli hashes, in order."""
+    seen: list[Path] = []
+    real = pins.sha256_file
+
+    def spy(path: Path) -> str:
+        seen.append(path)
+        return real(path)
+
+    monkeypatch.setattr(pins, "sha256_file", spy)
+    return seen
+
+
+def test_pinned_cache_file_is_hashed_once_then_trusted_while_unchanged(tmp_path, hashed,
+                                                                      no_fetch):
+    e = url_entry(tmp_path)
+    paths = put_url_blobs(e)
+    assert hub.ensure_local(e, OFFLINE) == paths
+    assert sorted(hashed) == sorted(paths.values())  # the first use hashes each file once
+    hashed.clear()
+    hub.ensure_local(e, OFFLINE)
+    hub.from_entry(e, paths)
+    assert hashed == []  # unchanged since: the record is enough
+    record = json.loads(pins.record_path().read_text())
+    st = paths["encoder"].stat()
+    assert record["files"][str(paths["encoder"])] == [
+        st.st_size, st.st_mtime_ns, hashlib.sha256(b"onnx").hexdigest()]
+    assert [p.name for p in pins.record_path().parent.iterdir() if p.is_file()] == \
+        ["verified.json"]  # written atomically: no temp file left beside it
+
+
+@pytest.mark.parametrize("tamper", ["content", "same size, new mtime"])
+def test_a_tampered_cache_is_caught_before_the_model_loads(tmp_path, no_fetch, tamper):
+    e = url_entry(tmp_path)
+    paths = put_url_blobs(e)
+    hub.ensure_local(e, OFFLINE)  # verified and recorded
+    before = paths["decoder"].stat()
+    paths["decoder"].write_bytes(b"evil weights" if tamper == "content" else b"evil")
+    os.utime(paths["decoder"], ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000))
+    for load in (lambda: hub.ensure_local(e, OFFLINE), lambda: hub.from_entry(e, paths)):
+        with pytest.raises(ModelUnavailableError,
+                           match="model 'u': cached file dec.onnx no longer matches") as err:
+            load()
+        assert err.value.exit_code == 3
+        assert err.value.hint == "run `mmcli models rm u` then `mmcli models pull u`"
+
+
+def test_a_tampered_hub_blob_is_caught_and_unpinned_files_cost_nothing(tmp_path, isolated,
+                                                                      hashed, no_fetch):
+    snap = hf_snapshot(isolated, "org/voices", {"v.onnx": b"onnx", "v.onnx.json": b"{}"})
+    pinned = entry(tmp_path, repo="org/voices", revision="main",
+                   sha256={"model": hashlib.sha256(b"onnx").hexdigest()})
+    hub.ensure_local(pinned, OFFLINE)
+    assert hashed == [snap / "v.onnx"]  # only the pinned role
+    hashed.clear()
+    hub.ensure_local(entry(tmp_path, repo="org/voices", revision="main"), OFFLINE)
+    assert hashed == []
+    (snap / "v.onnx").resolve().write_bytes(b"0nnx")
+    with pytest.raises(ModelUnavailableError, match="cached file v.onnx no longer matches"):
+        hub.ensure_local(pinned, OFFLINE)
+
+
+def test_package_files_are_not_hashed_at_load_but_verify_checks_their_pins(tmp_path, monkeypatch,
+                                                                          hashed, no_fetch):
+    voice_files(tmp_path / "site" / "pinned_voice_pkg")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    good = hashlib.sha256(b"onnx").hexdigest()
+    e = entry(tmp_path, package="pinned-voice-pkg", sha256={"model": good})
+    hub.ensure_local(e, OFFLINE)
+    assert hashed == []  # pip owns these files; `models verify` checks them
+    assert [s for _, s, _ in hub.verify(e)] == ["ok", "no-hash"]
+    bad = entry(tmp_path, package="pinned-voice-pkg", sha256={"model": "1" * 64})
+    assert [s for _, s, _ in hub.verify(bad)] == ["mismatch", "no-hash"]
+
+
+def test_a_damaged_record_only_costs_a_rehash(tmp_path, hashed, no_fetch):
+    e = url_entry(tmp_path)
+    paths = put_url_blobs(e)
+    pins.record_path().parent.mkdir(parents=True, exist_ok=True)
+    pins.record_path().write_text("{not json")
+    assert hub.ensure_local(e, OFFLINE) == paths
+    assert len(hashed) == 2
+    assert json.loads(pins.record_path().read_text())["version"] == pins.VERSION
+
+
+def test_known_state_never_hashes(tmp_path, hashed):
+    e = url_entry(tmp_path)
+    paths = put_url_blobs(e)
+    digest = hashlib.sha256(b"onnx").hexdigest()
+    assert pins.known_state(paths["encoder"], digest) == "not verified"
+    pins.check(paths, {"encoder": digest, "decoder": "2" * 64})
+    hashed.clear()
+    assert pins.known_state(paths["encoder"], digest) == "ok"
+    assert pins.known_state(paths["decoder"], "2" * 64) == "mismatch"
+    assert pins.known_state(paths["encoder"], None) == "not verified"
+    assert hashed == []
+
+
+# ------------------------------------------------------------------ an unreachable network
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_unreachable_answers_in_a_moment():
+    start = time.perf_counter()
+    why = hub_download.unreachable(f"http://127.0.0.1:{closed_port()}/org/model")
+    assert why is not None and "refused" in why.lower()
+    assert time.perf_counter() - start < 2
+    assert hub_download.host("https://example.invalid:8443/a/b") == "example.invalid:8443"
+
+
+def test_unreachable_hub_fails_before_any_download(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_port()}/")
+    monkeypatch.setattr(hub_download, "pull_repo", lambda *a: pytest.fail("tried to download"))
+    e = entry(tmp_path, repo="org/absent", revision="main")
+    with pytest.raises(ModelUnavailableError, match=r"'m' is not downloaded and 127\.0\.0\.1:\d+ "
+                                                    "cannot be reached") as err:
+        hub.ensure_local(e, ONLINE)
+    assert err.value.hint is not None and "mmcli models pull m" in err.value.hint
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_hub_logs_only_with_verbose(verbose):
+    logger = logging.getLogger("huggingface_hub")
+    level = logger.level
+    with hub_download._hub_logs(verbose):
+        assert logger.level == (level if verbose else logging.ERROR)
+    assert logger.level == level
 
 
 # ------------------------------------------------------------------ remove
@@ -292,6 +432,8 @@ def test_model_store_is_in_no_import_cycle():
     for mod in ("mmcli.hub", "mmcli.hub_download", "mmcli.resolve", "mmcli.localmodel"):
         assert mod not in _reaches(graph, mod), f"{mod} is part of an import cycle"
     assert graph["mmcli.hub"] <= {"mmcli", "mmcli.manifest", "mmcli.settings", "mmcli.console",
-                                  "mmcli.errors", "mmcli.records", "mmcli.hub_download"}
+                                  "mmcli.errors", "mmcli.records", "mmcli.hub_download",
+                                  "mmcli.pins"}
+    assert graph["mmcli.pins"] <= {"mmcli", "mmcli.atomic", "mmcli.settings"}
     assert "mmcli.hub" not in _reaches(graph, "mmcli.hub_download")
     assert not {"mmcli.modelstore", "mmcli.download"} & set(graph)

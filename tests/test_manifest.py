@@ -151,3 +151,41 @@ def test_a_manifest_that_is_not_utf8_is_a_config_error_with_the_offset(cli, tmp_
     assert "not UTF-8" in r.stderr and "byte 0xe9 at offset 28" in r.stderr and "line 3" in r.stderr
     doctor = cli("--models", str(bad), "doctor")
     assert doctor.exit_code == 0 and "not UTF-8" in doctor.stdout + doctor.stderr
+
+
+HTTP_URL = """
+[models.plain-sam]
+engine = "sam-onnx"
+tasks = ["segment"]
+description = "d"
+license = "MIT"
+size_mb = 1
+url = {{ encoder = "{scheme}://mirror.example/sam/enc.onnx", decoder = "https://e/dec.onnx" }}
+sha256 = {{ {pins} }}
+"""
+
+
+def test_plain_http_without_a_pin_is_refused_naming_model_file_and_fix(cli, tmp_path):
+    bad = tmp_path / "http.toml"
+    bad.write_text(HTTP_URL.format(scheme="http", pins=f'decoder = "{"a" * 64}"'))
+    r = cli("--models", str(bad), "models", "list")
+    assert r.exit_code == 2 and r.stdout == ""
+    error, hint = r.stderr.splitlines()
+    assert error == (f"mmcli: error: {bad}: model 'plain-sam': file enc.onnx (url.encoder) is "
+                     "plain http:// and has no sha256 pin, so anyone on the way could swap it")
+    assert hint == ("hint: add sha256.encoder = \"<its 64-hex sha256>\" to model 'plain-sam' "
+                    "(or use an https:// URL and pin it)")
+
+
+def test_plain_http_with_a_pin_is_accepted(tmp_path):
+    ok = tmp_path / "http.toml"
+    ok.write_text(HTTP_URL.format(scheme="http",
+                                  pins=f'encoder = "{"b" * 64}", decoder = "{"a" * 64}"'))
+    entry = manifest.load(ok).models["plain-sam"]
+    assert entry.url["encoder"].startswith("http://") and entry.sha256["encoder"] == "b" * 64
+
+
+def test_bundled_models_pin_every_file():
+    models = manifest.load().models
+    for name in ("tiny.en-bundled", "en_US-joe-medium", "smollm2-135m"):
+        assert set(models[name].sha256) == set(models[name].files), name

