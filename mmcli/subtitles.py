@@ -1,7 +1,9 @@
 """Subtitle and table formats for timed text: SRT, WebVTT and TSV (openai-whisper's layout).
 
 Timestamps are clamped so they never go backwards (whisper segments may overlap by a few ms),
-which every subtitle player expects.
+which every subtitle player expects. That no cue ends after the audio is the record's business:
+``mmcli.tasks.transcribe`` clamps segment and word times to ``duration_s`` when it builds them,
+so JSON and these formats agree.
 """
 
 from __future__ import annotations
