@@ -20,6 +20,24 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Sampling seed (with --temp
 MaxSideOpt = Annotated[Optional[int], typer.Option(
     "--max-side", min=0, help="Downsize images so the long side is at most this many pixels "
     "(default: the model's, 1024; 0 = never).")]
+V = "Video clips"
+FpsOpt = Annotated[float, typer.Option(
+    "--fps", help="Frames to sample per second of clip (capped by --max-frames).",
+    rich_help_panel=V)]
+MaxFramesOpt = Annotated[int, typer.Option(
+    "--max-frames", min=1, help="Most frames sampled per clip, evenly spread.", rich_help_panel=V)]
+FramesOpt = Annotated[str, typer.Option(
+    "--frames", help="together (one prompt) | each (one by one) | auto (together when they "
+    "fit the model's context).", rich_help_panel=V)]
+AudioOpt = Annotated[bool, typer.Option(
+    "--audio/--no-audio", help="Transcribe the clip's sound track (when it has one).",
+    rich_help_panel=V)]
+TranscribeModelOpt = Annotated[Optional[str], typer.Option(
+    "--transcribe-model", help="Model for a clip's sound track (default: transcribe's).",
+    rich_help_panel=V)]
+ChatModelOpt = Annotated[Optional[str], typer.Option(
+    "--chat-model", help="Text model that merges frames and transcript (default: chat's).",
+    rich_help_panel=V)]
 GpuLayersOpt = Annotated[Optional[int], typer.Option(
     "--gpu-layers", help="Layers to offload to the GPU (-1 = all; default from --device).",
     rich_help_panel=P)]
@@ -40,20 +58,33 @@ def caption(
     seed: SeedOpt = 0,
     max_side: MaxSideOpt = None,
     gpu_layers: GpuLayersOpt = None,
+    fps: FpsOpt = 0.5,
+    max_frames: MaxFramesOpt = 8,
+    frames: FramesOpt = "auto",
+    audio: AudioOpt = True,
+    sheet: Annotated[bool, typer.Option(
+        "--sheet", help="Also write clip.mp4.sheet.jpg: the sampled frames with their times "
+        "(with --output-dir).", rich_help_panel=V)] = False,
+    transcribe_model: TranscribeModelOpt = None,
+    chat_model: ChatModelOpt = None,
     fmt: FormatOpt = "text",
     output: common.OutputOpt = None,
     batch: common.BatchArgs = common.BatchArgs(),
 ) -> None:
-    """Describe images with a vision-language model.
+    """Describe images and video clips with a vision-language model.
 
     mmcli caption photo.jpg; mmcli caption -d short -f jsonl photos/;
     mmcli caption photos/ --output-dir photos/ (writes photo.jpg.txt next to each photo).
+    A clip (mp4, mov, mkv, webm, avi): sampled frames + its transcribed sound track, merged
+    into one caption by the chat model.
     """
     from mmcli.tasks.caption import Options
 
     options = Options(detail=detail, prompt=prompt, max_tokens=max_tokens,
                       temperature=temperature, seed=seed, max_side=max_side,
-                      gpu_layers=gpu_layers)
+                      gpu_layers=gpu_layers, fps=fps, max_frames=max_frames, frames=frames,
+                      audio=audio, sheet=sheet, transcribe_model=transcribe_model,
+                      chat_model=chat_model)
     common.run_batch(ctx, task="caption", inputs=inputs, model=model, fmt=fmt, output=output,
                      batch=batch, options=options, mmproj=mmproj)
 
@@ -76,6 +107,12 @@ def vqa(
     seed: SeedOpt = 0,
     max_side: MaxSideOpt = None,
     gpu_layers: GpuLayersOpt = None,
+    fps: FpsOpt = 0.5,
+    max_frames: MaxFramesOpt = 8,
+    frames: FramesOpt = "auto",
+    audio: AudioOpt = True,
+    transcribe_model: TranscribeModelOpt = None,
+    chat_model: ChatModelOpt = None,
     fmt: FormatOpt = "text",
     output: common.OutputOpt = None,
     batch: common.BatchArgs = common.BatchArgs(),
@@ -90,7 +127,9 @@ def vqa(
 
     options = task.Options(questions=list(question or []), max_tokens=max_tokens,
                            temperature=temperature, seed=seed, max_side=max_side,
-                           gpu_layers=gpu_layers, together=together)
+                           gpu_layers=gpu_layers, together=together, fps=fps,
+                           max_frames=max_frames, frames=frames, audio=audio,
+                           transcribe_model=transcribe_model, chat_model=chat_model)
     inputs = task.prepare(options, inputs, questions)
     common.run_batch(ctx, task="vqa", inputs=inputs, model=model, fmt=fmt, output=output,
                      batch=batch, options=options, mmproj=mmproj)

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mmcli.errors import UsageError
 from mmcli.events import Done, TaskEvent
 from mmcli.inputs import InputItem
-from mmcli.records import ResolvedModel
+from mmcli.records import Record, ResolvedModel, Timings, internal
 from mmcli.settings import Settings
-from mmcli.tasks.base import Process, Task
+from mmcli.tasks import video
+from mmcli.tasks.base import Process, Sidecar, Task
 from mmcli.tasks.vision import Session, VisionOptions, VisionRecord, fill, timings
 
-__all__ = ["DETAILS", "Options", "CaptionRecord", "TASK", "prompt_for"]
+__all__ = ["DETAILS", "Options", "CaptionRecord", "ClipCaptionRecord", "TASK", "prompt_for"]
 
 # --detail presets: the prompt and a max-token budget that fits it.
 DETAILS = {
@@ -52,6 +53,33 @@ class CaptionRecord(VisionRecord):
         return self.caption if self.error is None else super().text()
 
 
+@dataclass
+class ClipCaptionRecord(CaptionRecord):
+    """A video clip's caption: the image fields, then what the clip's caption was made from.
+
+    Attributes:
+        caption: the chat model's caption of the whole clip.
+        duration_s: the clip's length.
+        frames: ``[{"t": seconds, "caption": ...}]`` per sampled frame (caption null when the
+            frames were described together, in ``visual``).
+        visual: the vision model's description of all frames in one prompt ("" with each).
+        transcript: ``{"text", "segments": [{"start", "end", "text"}]}``, null without a sound
+            track (or with ``--no-audio``).
+        stages: ``{"sample"|"vision"|"transcribe"|"merge": {"model", "s"}}``.
+    """
+
+    duration_s: float = 0.0
+    frames: list[video.FrameNote] = field(default_factory=list)
+    visual: str = ""
+    transcript: video.Transcript | None = None
+    stages: dict[str, video.Stage] = field(default_factory=dict)
+    sheet: bytes = internal(b"")
+
+
+MERGE = ("Write one caption of this video clip in two or three sentences, using what the frames "
+         "show and what is said.")
+
+
 def prompt_for(options: Options) -> tuple[str, int]:
     """The instruction and default max tokens for ``--detail`` / ``--prompt``."""
     if options.detail not in DETAILS:
@@ -64,13 +92,24 @@ class CaptionTask(Task[Options]):
     """``caption``: images in, one ``CaptionRecord`` each (sidecar ``photo.jpg.txt``)."""
 
     name = "caption"
-    kinds = frozenset({"image"})
+    kinds = frozenset({"image", "video"})
     options_type = Options
     record_type = CaptionRecord
 
+    def files(self, record: Record, fmt: str) -> list[Sidecar]:
+        """The caption sidecar, plus ``clip.mp4.sheet.jpg`` with ``--sheet``."""
+        out = super().files(record, fmt)
+        if isinstance(record, ClipCaptionRecord) and record.sheet:
+            out.append((".sheet.jpg", record.sheet))
+        return out
+
     def check(self, fmt: str, options: Any, *, output_dir: bool) -> None:
-        """A bad ``--detail`` is a usage error before anything loads."""
+        """A bad ``--detail`` or video option is a usage error before anything loads."""
         prompt_for(options)
+        video.check(options)
+        if options.sheet and not output_dir:
+            raise UsageError("--sheet writes clip.mp4.sheet.jpg next to each caption",
+                             hint="add --output-dir DIR")
 
     def processor(self, model: ResolvedModel, settings: Settings, options: Options) -> Process:
         """``item -> Done(CaptionRecord)``; the model loads on the first item, once."""
@@ -79,6 +118,9 @@ class CaptionTask(Task[Options]):
 
         def process(item: InputItem) -> Iterator[TaskEvent]:
             engine, load_s = session.engine()
+            if video.is_video(item):
+                yield Done(clip(item, engine, load_s))
+                return
             start = time.perf_counter()
             picture = session.picture(item)
             decode_s = time.perf_counter() - start
@@ -88,6 +130,21 @@ class CaptionTask(Task[Options]):
                                    timings=timings(load_s, start, answer, decode_s))
             fill(record, answer, prompt, picture)
             yield Done(record)
+
+        def clip(item: InputItem, engine: Any, load_s: float) -> ClipCaptionRecord:
+            start = time.perf_counter()
+            evidence = video.gather(session, engine, item, options, settings)
+            answer = video.write(evidence, MERGE, options, settings)
+            record = ClipCaptionRecord(
+                input=item.display, task="caption", model=model.info, device=engine.device,
+                caption=answer.text, duration_s=evidence.duration_s, frames=evidence.frames,
+                visual=evidence.visual, transcript=evidence.transcript, stages=evidence.stages,
+                timings=Timings(load_s=load_s, run_s=time.perf_counter() - start,
+                                extra={f"{k}_s": v.s for k, v in evidence.stages.items()}))
+            fill(record, answer, MERGE, evidence.pictures[0])
+            if options.sheet:
+                record.sheet = video.sheet(evidence, item.display)
+            return record
 
         return process
 

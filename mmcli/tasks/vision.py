@@ -28,6 +28,14 @@ class VisionOptions:
     seed: int = 0
     max_side: int | None = None
     gpu_layers: int | None = None
+    # video clips (mmcli.tasks.video): frame sampling, sound track, the merging models
+    fps: float = 0.5
+    max_frames: int = 8
+    frames: str = "auto"  # together | each | auto (together when the frames fit the context)
+    audio: bool = True
+    sheet: bool = False
+    transcribe_model: str | None = None
+    chat_model: str | None = None
 
 
 @dataclass

@@ -13,8 +13,9 @@ from mmcli.errors import InputError, UsageError
 from mmcli.events import Done, TaskEvent
 from mmcli.inputs import InputItem
 from mmcli.outputs import json_suffix
-from mmcli.records import ErrorInfo, Record, ResolvedModel, internal
+from mmcli.records import ErrorInfo, Record, ResolvedModel, Timings, internal
 from mmcli.settings import Settings
+from mmcli.tasks import video
 from mmcli.tasks.base import Process, Sidecar, Task
 from mmcli.tasks.vision import Session, VisionOptions, VisionRecord, fill, timings
 
@@ -55,6 +56,17 @@ class VqaRecord(VisionRecord):
         if self.error is not None:
             return super().text()
         return f"{self.question}\t{self.answer}" if self.several else self.answer
+
+
+@dataclass
+class ClipVqaRecord(VqaRecord):
+    """An answer about a video clip: the vqa fields, then the evidence it came from
+    (``duration_s``, ``frames``, ``transcript``, ``stages``: as caption's clip record)."""
+
+    duration_s: float = 0.0
+    frames: list[video.FrameNote] = field(default_factory=list)
+    transcript: video.Transcript | None = None
+    stages: dict[str, video.Stage] = field(default_factory=dict)
 
 
 def prepare(options: Options, inputs: list[str] | None, questions_file: Path | None) -> list[str]:
@@ -102,7 +114,7 @@ class VqaTask(Task[Options]):
     ``--together`` all images form one unit of work and each question is asked once."""
 
     name = "vqa"
-    kinds = frozenset({"image"})
+    kinds = frozenset({"image", "video"})
     options_type = Options
     record_type = VqaRecord
 
@@ -117,6 +129,7 @@ class VqaTask(Task[Options]):
 
     def check(self, fmt: str, options: Any, *, output_dir: bool) -> None:
         """``--together`` gives one answer per question, not per image: no sidecars."""
+        video.check(options)
         if options.together and output_dir:
             raise UsageError("--together gives one answer per question, not per image",
                              hint="use -o FILE (or stdout) instead of --output-dir")
@@ -144,6 +157,11 @@ class VqaTask(Task[Options]):
             if not asked:
                 raise InputError(f"{item.display}: no question for this image")
             engine, load_s = session.engine()
+            if any(video.is_video(part) for part in parts):
+                if len(parts) > 1:
+                    raise InputError("--together compares images; ask about a video on its own")
+                yield from clip(item, asked, engine, load_s)
+                return
             start = time.perf_counter()
             pictures = [session.picture(part) for part in parts]
             decode_s = time.perf_counter() - start
@@ -158,6 +176,27 @@ class VqaTask(Task[Options]):
                                    timings=timings(load_s, t0, answer, decode_s))
                 fill(record, answer, question, pictures[0] if len(pictures) == 1 else None)
                 load_s = decode_s = 0.0
+                yield Done(record)
+
+        def clip(item: InputItem, asked: list[str], engine: Any,
+                 load_s: float) -> Iterator[TaskEvent]:
+            start = time.perf_counter()
+            evidence = video.gather(session, engine, item, options, settings, see=False)
+            gather_s = time.perf_counter() - start
+            for number, question in enumerate(asked, 1):
+                t0 = time.perf_counter()
+                answer, _ = video.answer(session, engine, evidence, question,
+                                         DEFAULT_MAX_TOKENS, options, settings)
+                record = ClipVqaRecord(
+                    input=item.display, task="vqa", model=model.info, device=engine.device,
+                    image=item.display, images=[item.display], question=question,
+                    answer=answer.text, number=number, several=len(asked) > 1,
+                    duration_s=evidence.duration_s, frames=list(evidence.frames),
+                    transcript=evidence.transcript, stages=dict(evidence.stages),
+                    timings=Timings(load_s=load_s, run_s=time.perf_counter() - t0 + gather_s,
+                                    extra={f"{k}_s": v.s for k, v in evidence.stages.items()}))
+                fill(record, answer, question, evidence.pictures[0])
+                load_s = gather_s = 0.0
                 yield Done(record)
 
         return process

@@ -1,0 +1,79 @@
+"""Video frame sampling (mmcli.backends.frames) on clips generated with PyAV."""
+# ruff: noqa: F811  (pytest fixtures imported from tests.videogen are used as arguments)
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mmcli.backends import frames
+from mmcli.errors import InputError
+from tests.videogen import SCENES, clips, make_clip  # noqa: F401 - pytest fixture
+
+
+def colour(frame: frames.Frame) -> tuple[int, int, int]:
+    """The colour of the frame's left edge (the moving bar never reaches it mid-scene)."""
+    p = frame.picture
+    row = (p.height // 2) * p.width * 3
+    return tuple(p.rgb[row + 3 * 2: row + 3 * 2 + 3])  # type: ignore[return-value]
+
+
+def near(a: tuple[int, ...], b: tuple[int, ...], tol: int = 40) -> bool:
+    return all(abs(x - y) <= tol for x, y in zip(a, b))
+
+
+def test_times_evenly_spread_and_capped():
+    assert frames.times(4.0, 1.0, 8) == [0.5, 1.5, 2.5, 3.5]
+    assert frames.times(600.0, 0.5, 8) == [37.5 + 75 * i for i in range(8)]
+    assert frames.times(0.2, 0.5, 8) == [0.1]  # always one frame
+    assert frames.times(0.0, 0.5, 8) == [0.0]
+
+
+def test_sampled_frames_have_their_times_and_scenes(tmp_path):
+    clip = make_clip(tmp_path / "c.mp4", seconds=4.0, fps=10)
+    got = list(frames.sample(clip, fps=2.0, max_frames=4))
+    assert [f.t for f in got] == [0.5, 1.5, 2.5, 3.5]
+    for f, scene in zip(got, SCENES):  # one frame per scene, each the scene's colour
+        assert near(colour(f), scene), (f.t, colour(f), scene)
+    again = list(frames.sample(clip, fps=2.0, max_frames=4))
+    assert [f.picture.rgb for f in again] == [f.picture.rgb for f in got]  # deterministic
+
+
+def test_long_gop_seeks_and_vfr_times(tmp_path):
+    clip = make_clip(tmp_path / "g.mkv", seconds=8.0, fps=5, gop=40, codec="mpeg4")
+    got = list(frames.sample(clip, fps=1.0, max_frames=3))
+    assert len(got) == 3
+    assert all(abs(f.t - t) <= 0.21 for f, t in zip(got, [4 / 3, 4.0, 20 / 3]))
+
+
+def test_frames_are_downsized_and_pixel_limit_applies(tmp_path, monkeypatch):
+    clip = make_clip(tmp_path / "big.mp4", seconds=1.0, fps=5, size=(640, 320))
+    (f,) = frames.sample(clip, max_frames=1, max_side=160)
+    assert (f.picture.width, f.picture.height) == (160, 80)
+    assert f.picture.original_size == (640, 320)
+    monkeypatch.setenv("MMCLI_MAX_PIXELS", "1000")
+    with pytest.raises(InputError, match="pixel limit"):
+        list(frames.sample(clip, max_frames=1))
+
+
+def test_probe_streams(clips):
+    talk, silent, audio = (frames.probe(clips[k]) for k in ("talk", "silent", "audio_only"))
+    assert (talk.has_video, talk.has_audio, talk.duration_s) == (True, True, 4.0)
+    assert (silent.has_video, silent.has_audio) == (True, False)
+    assert (audio.has_video, audio.has_audio) == (False, True)
+
+
+@pytest.mark.parametrize("name, message", [
+    ("audio_only", "no video stream"),
+    ("truncated", "not a decodable video file"),
+    ("empty", "file is empty"),
+])
+def test_bad_clips_are_input_errors(clips, name, message):
+    with pytest.raises(InputError, match=message):
+        list(frames.sample(clips[name]))
+
+
+def test_bytes_source(clips):
+    got = list(frames.sample(Path(clips["talk"]).read_bytes(), fps=1.0, max_frames=2))
+    assert [f.t for f in got] == [1.0, 3.0]
