@@ -136,7 +136,7 @@ def test_message_too_big_for_context_is_one_line_error(cli, tmp_path: Path,
 @pytest.mark.parametrize(("name", "content", "message"), [
     ("doc.pdf", b"%PDF-1.7\n...", "PDF attachments are not supported (kind: pdf)"),
     ("blob.bin", bytes(range(256)) * 4, "unsupported attachment kind (binary data)"),
-    ("clip.mp4", b"\x00\x00\x00\x18ftypmp42" + bytes(64), "video attachments are not supported"),
+    ("clip.mp4", b"\x00\x00\x00\x18ftypmp42" + bytes(64), "clip.mp4: not a decodable video file"),
     ("big.txt", b"word " * 600, "text attachment is 3 KB, over the 2 KB limit"),
 ])
 def test_bad_attachments(cli, fake_chat: Path, tmp_path: Path, name: str, content: bytes,

@@ -26,7 +26,7 @@ class Attachment:
 
     Attributes:
         path: as the user gave it (``-`` for stdin).
-        kind: ``image`` | ``audio`` | ``text``.
+        kind: ``image`` | ``audio`` | ``video`` | ``text``.
         data: the bytes (kept for native images and for bridging).
         sha256: hex digest of ``data``.
         used_as / by / text / cached: filled when the attachment is resolved for a model
@@ -61,7 +61,7 @@ class Attachment:
         if self.used_as == "native":
             return ""
         if self.used_as == "described":
-            return f"[image {self.name}, described by {self.by}]: {self.text}"
+            return f"[{self.kind} {self.name}, described by {self.by}]: {self.text}"
         if self.used_as == "missing":
             return f"[{self.kind} {self.name}]: {self.text}"
         if self.used_as == "transcribed":
@@ -70,14 +70,14 @@ class Attachment:
 
 
 def detect_kind(name: str, data: bytes) -> str:
-    """``image`` | ``audio`` | ``text`` from content (then extension); InputError otherwise."""
+    """``image`` | ``audio`` | ``video`` | ``text`` from content (then extension); InputError
+    otherwise. A video container is opened (headers only): an mp4 holding only sound is
+    ``audio``; one that cannot be read is refused before any model loads."""
     sniffed = sniff(data[:16])
     if sniffed in ("image", "audio"):
         return sniffed
     if sniffed == "video":
-        raise InputError(f"{name}: video attachments are not supported (kind: video)",
-                         hint="attach a frame as an image, or the audio track "
-                              "(`ffmpeg -i in.mp4 -vn out.wav`)")
+        return _video_kind(name, data)
     if data[:5] == b"%PDF-":
         raise InputError(f"{name}: PDF attachments are not supported (kind: pdf)",
                          hint=f"convert it to text first, e.g. `pdftotext {name} out.txt`")
@@ -88,6 +88,20 @@ def detect_kind(name: str, data: bytes) -> str:
         raise InputError(f"{name}: not a readable {ext[1:]} file (unrecognised content)")
     raise InputError(f"{name}: unsupported attachment kind (binary data)",
                      hint="attach images, audio, or text files (txt, md, csv, json, code)")
+
+
+def _video_kind(name: str, data: bytes) -> str:
+    from mmcli.backends import frames
+
+    try:
+        info = frames.probe(data)
+    except InputError as exc:
+        raise InputError(f"{name}: {exc.message}") from None
+    if info.has_video:
+        return "video"
+    if info.has_audio:
+        return "audio"
+    raise InputError(f"{name}: {frames.no_video(False).message}")
 
 
 def _is_text(data: bytes) -> bool:

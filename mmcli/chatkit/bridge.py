@@ -1,4 +1,6 @@
-"""Modality bridging: images a chat model cannot see are captioned, audio is transcribed.
+"""Modality bridging: images a chat model cannot see are captioned, audio is transcribed, a
+video becomes timed notes (each sampled frame captioned - by the chat model itself when it sees
+images - and the sound track's timed transcript).
 
 Both go through the library API (``mmcli.api.run``), i.e. the same task modules, models and
 errors as ``mmcli caption`` / ``mmcli transcribe``. Results are cached per (task, sha256) for
@@ -7,11 +9,13 @@ the life of the session, so re-attaching a file (or resending it every turn) cos
 
 from __future__ import annotations
 
+from typing import Any
+
 from mmcli.chatkit.attachments import Attachment
 from mmcli.errors import InputError, MmcliError, NotAvailableError
 from mmcli.settings import Settings
 
-TASK_OF = {"image": "caption", "audio": "transcribe"}
+TASK_OF = {"image": "caption", "audio": "transcribe", "video": "caption"}
 USED_AS = {"caption": "described", "transcribe": "transcribed"}
 
 
@@ -40,7 +44,8 @@ class Bridge:
         key = (task, att.sha256)
         att.cached = key in self.cache
         if not att.cached:
-            self.cache[key] = self._run(task, att, chat_model)
+            self.cache[key] = (self._video(att, chat_model, has_vision) if att.kind == "video"
+                               else self._run(task, att, chat_model))
         att.by, att.text = self.cache[key]
         att.used_as = USED_AS[task]
 
@@ -48,15 +53,30 @@ class Bridge:
         """Seed the cache (a loaded transcript brings its bridged texts back)."""
         self.cache[(TASK_OF[kind], sha256)] = (by, text)
 
-    def _run(self, task: str, att: Attachment, chat_model: str) -> tuple[str, str]:
+    def _video(self, att: Attachment, chat_model: str, has_vision: bool) -> tuple[str, str]:
+        """Timed notes of a clip: frame captions (by the chat model when it sees images, else
+        the caption model) and the transcript; no merged caption (the chat model reads the
+        notes itself)."""
+        model = self.models["caption"] or (chat_model if has_vision else None)
+        record = self._run("caption", att, chat_model, model=model, frames="each",
+                           merge=False, transcribe_model=self.models["transcribe"])
+        by = record.model.name if record.model is not None else str(model)
+        heard = record.stages.get("transcribe")
+        if heard is not None:
+            by += f" and {heard.model} (sound track)"
+        return by, record.notes
+
+    def _run(self, task: str, att: Attachment, chat_model: str, *, model: str | None = None,
+             **options: Any) -> Any:
         from mmcli import api
 
-        why = (f"chat model '{chat_model}' cannot see images" if task == "caption"
+        why = ("video clips are described before they enter the chat" if att.kind == "video"
+               else f"chat model '{chat_model}' cannot see images" if task == "caption"
                else "audio is transcribed before it enters the chat")
         try:
             source: str | bytes = att.path if att.path != "-" else att.data
-            records = list(api.run(task, [source], model=self.models[task],
-                                   settings=self.settings))
+            records = list(api.run(task, [source], model=model or self.models[task],
+                                   settings=self.settings, **options))
         except (ImportError, KeyError):
             raise NotAvailableError(
                 f"{att.name}: {why}, and the '{task}' task is not available in this version",
@@ -72,5 +92,7 @@ class Bridge:
         record = records[0]
         if record.error is not None:
             raise InputError(f"{att.name}: {task} failed: {record.error.message}")
+        if options:
+            return record
         by = record.model.name if record.model is not None else str(self.models[task])
         return by, record.text().strip()

@@ -75,6 +75,12 @@ class ClipCaptionRecord(CaptionRecord):
     stages: dict[str, video.Stage] = field(default_factory=dict)
     sheet: bytes = internal(b"")
 
+    @property
+    def notes(self) -> str:
+        """The timed notes the caption was written from (frame captions, transcript)."""
+        return video.Evidence(self.duration_s, self.frames, [], self.visual, self.transcript,
+                              {}).notes()
+
 
 MERGE = ("Write one caption of this video clip in two or three sentences, using what the frames "
          "show and what is said.")
@@ -134,7 +140,8 @@ class CaptionTask(Task[Options]):
         def clip(item: InputItem, engine: Any, load_s: float) -> ClipCaptionRecord:
             start = time.perf_counter()
             evidence = video.gather(session, engine, item, options, settings)
-            answer = video.write(evidence, MERGE, options, settings)
+            answer = (video.write(evidence, MERGE, options, settings) if options.merge
+                      else video.Answer("", 0, 0, "", {}))
             record = ClipCaptionRecord(
                 input=item.display, task="caption", model=model.info, device=engine.device,
                 caption=answer.text, duration_s=evidence.duration_s, frames=evidence.frames,

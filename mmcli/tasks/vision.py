@@ -36,6 +36,7 @@ class VisionOptions:
     sheet: bool = False
     transcribe_model: str | None = None
     chat_model: str | None = None
+    merge: bool = True  # False: a clip's record carries its notes only (chat's video bridge)
 
 
 @dataclass
