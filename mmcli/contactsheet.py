@@ -22,20 +22,25 @@ def render(pictures: list[Any], times: list[float], title: str = "") -> bytes:
     """
     from PIL import Image, ImageDraw
 
-    cols = max(1, min(COLUMNS, len(pictures)))
-    rows = max(1, math.ceil(len(pictures) / cols))
-    label, top = 18, 22 if title else 0
-    sheet = Image.new("RGB", (cols * THUMB, top + rows * (THUMB + label)), (24, 24, 24))
+    thumbs = []
+    for pic in pictures:
+        img = Image.frombytes("RGB", (pic.width, pic.height), pic.rgb)
+        img.thumbnail((THUMB, THUMB))
+        thumbs.append(img)
+    cols = max(1, min(COLUMNS, len(thumbs)))
+    rows = max(1, math.ceil(len(thumbs) / cols))
+    pad, label, top = 4, 16, 22 if title else 4
+    cell_w = max((t.width for t in thumbs), default=THUMB) + pad
+    cell_h = max((t.height for t in thumbs), default=THUMB) + pad + label
+    sheet = Image.new("RGB", (cols * cell_w + pad, top + rows * cell_h), (24, 24, 24))
     draw = ImageDraw.Draw(sheet)
     if title:
-        draw.text((6, 4), title, fill=(235, 235, 235))
-    for i, (pic, t) in enumerate(zip(pictures, times)):
-        img = Image.frombytes("RGB", (pic.width, pic.height), pic.rgb)
-        img.thumbnail((THUMB - 4, THUMB - 4))
-        x, y = (i % cols) * THUMB, top + (i // cols) * (THUMB + label)
-        sheet.paste(img, (x + (THUMB - img.width) // 2, y + (THUMB - img.height) // 2))
+        draw.text((pad + 2, 4), title, fill=(235, 235, 235))
+    for i, (img, t) in enumerate(zip(thumbs, times)):
+        x, y = pad + (i % cols) * cell_w, top + (i // cols) * cell_h
+        sheet.paste(img, (x + (cell_w - pad - img.width) // 2, y))
         minutes, seconds = divmod(t, 60)
-        draw.text((x + 6, y + THUMB + 2), f"{int(minutes):02d}:{seconds:04.1f}",
+        draw.text((x + 2, y + cell_h - pad - label + 2), f"{int(minutes):02d}:{seconds:04.1f}",
                   fill=(235, 235, 235))
     out = io.BytesIO()
     sheet.save(out, format="JPEG", quality=85)

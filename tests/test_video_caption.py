@@ -81,7 +81,7 @@ def test_no_audio_and_sheet(cli, tiny_vlm_manifest, clips, tmp_path):
     rec = json.loads((out / "talk.mp4.json").read_text())
     assert rec["transcript"] is None and "transcribe" not in rec["stages"]
     sheet = Image.open(io.BytesIO((out / "talk.mp4.sheet.jpg").read_bytes()))
-    assert sheet.format == "JPEG" and sheet.width >= 240 * 2
+    assert sheet.format == "JPEG" and sheet.size == (2 * (96 + 4) + 4, 22 + 64 + 4 + 16)  # 2 cells
     r = cli("--models", str(tiny_vlm_manifest), "caption", str(clips["talk"]), "--sheet")
     assert r.exit_code == 2 and "--output-dir" in r.stderr
 

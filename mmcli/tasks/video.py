@@ -252,5 +252,5 @@ def sheet(evidence: Evidence, name: str) -> bytes:
     """A contact-sheet JPEG of the sampled frames, each labelled with its time."""
     from mmcli.contactsheet import render
 
-    return render(evidence.pictures, [n.t for n in evidence.frames], name)
+    return render(evidence.pictures, [n.t for n in evidence.frames], Path(name).name)
 
