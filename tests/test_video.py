@@ -9,7 +9,7 @@ import pytest
 
 from mmcli.backends import frames
 from mmcli.errors import InputError
-from tests.videogen import SCENES, clips, make_clip  # noqa: F401 - pytest fixture
+from tests.videogen import SCENES, clips, make_clip, vfr_pts  # noqa: F401 - fixture
 
 
 def colour(frame: frames.Frame) -> tuple[int, int, int]:
@@ -77,3 +77,43 @@ def test_bad_clips_are_input_errors(clips, name, message):
 def test_bytes_source(clips):
     got = list(frames.sample(Path(clips["talk"]).read_bytes(), fps=1.0, max_frames=2))
     assert [f.t for f in got] == [1.0, 3.0]
+
+
+def test_variable_frame_rate_times(tmp_path):
+    clip = make_clip(tmp_path / "vfr.mp4", seconds=4.0, fps=10, vfr=True)
+    got = list(frames.sample(clip, fps=2.0, max_frames=8))
+    # frames exist at 0.0, 0.1, 0.4, 0.5, 0.8, 0.9, ...: each sample is the first at or after
+    # its time, whatever the gaps
+    wanted = frames.times(frames.probe(clip).duration_s, 2.0, 8)
+    stamps = [t for i in range(40) if (t := vfr_pts(i, 10) / 1000) < 4.0]
+    expected = [min((s for s in stamps if s + 1e-3 >= t), default=stamps[-1]) for t in wanted]
+    assert [f.t for f in got] == sorted(set(expected))  # a repeated last frame is sent once
+    assert len(got) >= 6
+
+
+class Rotated:
+    """A decoded frame whose display matrix says ``rotation`` degrees."""
+
+    def __init__(self, frame, rotation: int) -> None:
+        self.frame, self.rotation = frame, rotation
+        self.width, self.height = frame.width, frame.height
+
+    def reformat(self, **kwargs):
+        return self.frame.reformat(**kwargs)
+
+
+@pytest.mark.parametrize("rotation, size", [(0, (60, 40)), (90, (40, 60)), (-90, (40, 60)),
+                                            (180, (60, 40))])
+def test_rotation_metadata_is_applied(rotation, size):
+    import av
+    import numpy as np
+
+    img = np.zeros((40, 60, 3), dtype=np.uint8)
+    img[:20, :30] = (255, 0, 0)  # red top-left quadrant
+    frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+    pic = frames._picture(Rotated(frame, rotation), None, "x")
+    assert (pic.width, pic.height) == size
+    corner = {0: (0, 0), 90: (0, size[1] - 1), -90: (size[0] - 1, 0),
+              180: (size[0] - 1, size[1] - 1)}[rotation]
+    at = (corner[1] * pic.width + corner[0]) * 3
+    assert pic.rgb[at] > 200 and pic.rgb[at + 1] < 60  # the red corner moved with the turn

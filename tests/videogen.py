@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import wave
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -20,8 +21,10 @@ SCENES = [(220, 30, 30), (30, 200, 40), (30, 60, 220), (240, 220, 40)]
 
 def make_clip(path: Path, *, seconds: float = 4.0, fps: int = 10, size: tuple[int, int] = (96, 64),
               scenes: list[tuple[int, int, int]] | None = None, speech_wav: bytes | None = None,
-              video: bool = True, gop: int | None = None, codec: str = "libx264") -> Path:
-    """Write a clip to ``path`` (the container from the extension) and return ``path``."""
+              video: bool = True, gop: int | None = None, codec: str = "libx264",
+              vfr: bool = False) -> Path:
+    """Write a clip to ``path`` (the container from the extension) and return ``path``.
+    ``vfr``: variable frame rate (millisecond timestamps, gaps alternating 1x and 3x)."""
     scenes = scenes or SCENES
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), mode="w") as out:
@@ -32,6 +35,8 @@ def make_clip(path: Path, *, seconds: float = 4.0, fps: int = 10, size: tuple[in
             vstream.pix_fmt = "yuv420p"
             if gop:
                 vstream.codec_context.gop_size = gop
+            if vfr:
+                vstream.time_base = vstream.codec_context.time_base = Fraction(1, 1000)
             if codec == "libx264":
                 vstream.options = {"preset": "ultrafast", "tune": "zerolatency"}
         astream = out.add_stream("aac", rate=16000) if speech_wav else None
@@ -45,7 +50,9 @@ def make_clip(path: Path, *, seconds: float = 4.0, fps: int = 10, size: tuple[in
                 x = (i * 3) % max(1, w - 8)
                 img[:, x:x + 8] = 255 - np.array(scene, dtype=np.uint8)
                 frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-                frame.pts = i
+                frame.pts = vfr_pts(i, fps) if vfr else i
+                if vfr and frame.pts / 1000 >= seconds:
+                    break
                 for packet in vstream.encode(frame):
                     out.mux(packet)
             for packet in vstream.encode():
@@ -55,6 +62,12 @@ def make_clip(path: Path, *, seconds: float = 4.0, fps: int = 10, size: tuple[in
         if astream is not None and speech_wav is not None:
             _write_audio(out, astream, speech_wav)
     return path
+
+
+def vfr_pts(i: int, fps: int) -> int:
+    """Millisecond time of frame ``i`` of a variable-rate clip: gaps of 1 and 3 frame periods."""
+    period = 1000 // fps
+    return (i // 2) * 4 * period + (i % 2) * period
 
 
 def _write_audio(out: av.container.OutputContainer, stream: av.AudioStream, wav: bytes) -> None:
