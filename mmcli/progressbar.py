@@ -4,7 +4,9 @@ lines printed *above* it when stdout is the same terminal.
 The bar names the task and model, the input in progress (shortened), done / failed / skipped,
 inputs per second and, for audio, the real-time factor (audio seconds per wall second). For one
 long input it follows the position inside it (``SegmentDone`` ends against ``Measured``).
-Rich is imported only when a bar is really shown; piped stdout is never touched.
+Messages written to stderr while the bar runs (warnings, errors) print above it too (Rich's
+stderr redirect). Rich is imported only when a bar is really shown; piped stdout is never
+touched.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ class BatchBar:
         if width >= 60:  # a narrow terminal keeps the bar on one line: fewer columns
             columns.append(TextColumn("{task.fields[stats]}"))
         self.progress = Progress(*columns, console=Console(stderr=True), transient=False,
-                                 redirect_stdout=False, redirect_stderr=False)
+                                 redirect_stdout=False, redirect_stderr=True)
         self.title, self.total = title, total
         self.done = self.failed = self.skipped = 0
         self.audio_s = 0.0

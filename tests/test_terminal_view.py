@@ -89,3 +89,16 @@ def test_one_long_input_moves_the_bar_before_it_finishes(media, tmp_path,
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0 and 0 < inside < 70
+
+
+def test_error_lines_print_above_the_bar_too(speech_dir, tmp_path, subprocess_env) -> None:  # noqa: F811
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    shutil.copy(speech_dir / "s0.wav", clips / "good.wav")
+    (clips / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVE")
+    shutil.copy(speech_dir / "s1.wav", clips / "later.wav")
+    lines, code = screen_of(["transcribe", str(clips), "-f", "jsonl"], subprocess_env)
+    assert code == 1
+    errors = [line for line in lines if line.startswith("mmcli: error: ")]
+    assert len(errors) == 1 and "broken.wav" in errors[0]
+    assert sum(1 for line in lines if line.startswith("transcribe tiny.en-bundled")) == 1
