@@ -117,3 +117,13 @@ def test_rotation_metadata_is_applied(rotation, size):
               180: (size[0] - 1, size[1] - 1)}[rotation]
     at = (corner[1] * pic.width + corner[0]) * 3
     assert pic.rgb[at] > 200 and pic.rgb[at + 1] < 60  # the red corner moved with the turn
+
+
+def test_scene_changes(tmp_path):
+    clip = make_clip(tmp_path / "s.mp4", seconds=8.0, fps=10, gop=250)  # one keyframe only
+    assert frames.scene_times(clip, 8) == [0.0, 2.0, 4.0, 6.0]  # the four scenes' first frames
+    assert len(frames.scene_times(clip, 2)) == 2
+    got = list(frames.sample(clip, at=frames.scene_times(clip, 8)))
+    assert [f.t for f in got] == [0.0, 2.0, 4.0, 6.0]
+    # (frame 0.0 has the moving bar over the sampled column: scenes 2-4 are checked)
+    assert [near(colour(f), s) for f, s in zip(got[1:], SCENES[1:])] == [True] * 3

@@ -92,9 +92,42 @@ def times(duration_s: float, fps: float, max_frames: int) -> list[float]:
     return [round(duration_s * (i + 0.5) / n, 3) for i in range(n)]
 
 
+SCENE_CUT = 0.2  # mean absolute difference (0..1) of 32x18 RGB thumbnails that makes a cut
+
+
+def scene_times(source: Path | bytes, max_frames: int = DEFAULT_MAX_FRAMES) -> list[float]:
+    """Times of the ``max_frames`` strongest scene changes (the first frame always counts).
+
+    Every frame is decoded (scene changes need the content; ``--scenes`` is opt-in), but only a
+    32x18 RGB thumbnail of the previous frame is kept (RGB, not grey: red to green is a cut
+    that luma barely sees): memory does not grow with the clip.
+
+    Raises:
+        InputError: not a readable video, or no video stream.
+    """
+    cuts: list[tuple[float, float]] = []
+    with _open(source) as container:
+        if not container.streams.video:
+            raise no_video(bool(container.streams.audio))
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        previous = None
+        try:
+            for frame in _valid_frames(container.decode(stream)):
+                thumb = frame.reformat(width=32, height=18, format="rgb24").to_ndarray()
+                thumb = thumb.astype("int16")
+                change = 1.0 if previous is None else float(abs(thumb - previous).mean()) / 255
+                if change >= SCENE_CUT:
+                    cuts.append((change, float(frame.time or 0.0)))
+                previous = thumb
+        except Exception as exc:
+            raise InputError(f"not a decodable video file ({_reason(exc)})") from None
+    return sorted(t for _, t in sorted(cuts, key=lambda c: -c[0])[:max_frames])
+
+
 def sample(source: Path | bytes, *, fps: float = DEFAULT_FPS,
            max_frames: int = DEFAULT_MAX_FRAMES, max_side: int | None = 1024,
-           name: str = "video") -> Iterator[Frame]:
+           name: str = "video", at: list[float] | None = None) -> Iterator[Frame]:
     """Yield frames of ``source`` near evenly spread times, upright and downsized.
 
     Args:
@@ -103,6 +136,7 @@ def sample(source: Path | bytes, *, fps: float = DEFAULT_FPS,
         max_frames: the most frames yielded.
         max_side: long side of the yielded pictures (None or 0: full size).
         name: how the input is named in errors.
+        at: these times instead of evenly spread ones (``scene_times``).
     Yields:
         ``Frame`` objects in time order (a time is the frame's own presentation time).
     Raises:
@@ -117,7 +151,7 @@ def sample(source: Path | bytes, *, fps: float = DEFAULT_FPS,
         found = 0
         last_pts: int | None = None
         try:
-            for t in times(duration, fps, max_frames):
+            for t in (at if at is not None else times(duration, fps, max_frames)):
                 frame = _frame_at(container, stream, t)
                 if frame is None or frame.pts == last_pts:
                     continue  # past the real end (header duration too long), or a repeat

@@ -29,6 +29,9 @@ MaxFramesOpt = Annotated[int, typer.Option(
 FramesOpt = Annotated[str, typer.Option(
     "--frames", help="together (one prompt) | each (one by one) | auto (together when they "
     "fit the model's context).", rich_help_panel=V)]
+ScenesOpt = Annotated[bool, typer.Option(
+    "--scenes", help="Pick frames at scene changes (up to --max-frames; decodes the whole "
+    "clip) instead of evenly spread.", rich_help_panel=V)]
 AudioOpt = Annotated[bool, typer.Option(
     "--audio/--no-audio", help="Transcribe the clip's sound track (when it has one).",
     rich_help_panel=V)]
@@ -61,6 +64,7 @@ def caption(
     fps: FpsOpt = 0.5,
     max_frames: MaxFramesOpt = 8,
     frames: FramesOpt = "auto",
+    scenes: ScenesOpt = False,
     audio: AudioOpt = True,
     sheet: Annotated[bool, typer.Option(
         "--sheet", help="Also write clip.mp4.sheet.jpg: the sampled frames with their times "
@@ -83,7 +87,7 @@ def caption(
     options = Options(detail=detail, prompt=prompt, max_tokens=max_tokens,
                       temperature=temperature, seed=seed, max_side=max_side,
                       gpu_layers=gpu_layers, fps=fps, max_frames=max_frames, frames=frames,
-                      audio=audio, sheet=sheet, transcribe_model=transcribe_model,
+                      scenes=scenes, audio=audio, sheet=sheet, transcribe_model=transcribe_model,
                       chat_model=chat_model)
     common.run_batch(ctx, task="caption", inputs=inputs, model=model, fmt=fmt, output=output,
                      batch=batch, options=options, mmproj=mmproj)
@@ -110,6 +114,7 @@ def vqa(
     fps: FpsOpt = 0.5,
     max_frames: MaxFramesOpt = 8,
     frames: FramesOpt = "auto",
+    scenes: ScenesOpt = False,
     audio: AudioOpt = True,
     transcribe_model: TranscribeModelOpt = None,
     chat_model: ChatModelOpt = None,
@@ -128,7 +133,7 @@ def vqa(
     options = task.Options(questions=list(question or []), max_tokens=max_tokens,
                            temperature=temperature, seed=seed, max_side=max_side,
                            gpu_layers=gpu_layers, together=together, fps=fps,
-                           max_frames=max_frames, frames=frames, audio=audio,
+                           max_frames=max_frames, frames=frames, scenes=scenes, audio=audio,
                            transcribe_model=transcribe_model, chat_model=chat_model)
     inputs = task.prepare(options, inputs, questions)
     common.run_batch(ctx, task="vqa", inputs=inputs, model=model, fmt=fmt, output=output,

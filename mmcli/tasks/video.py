@@ -135,8 +135,9 @@ def gather(session: Session, engine: ChatEngine, item: InputItem, options: Visio
     info = sampler.probe(src)
     if not info.has_video:
         raise sampler.no_video(info.has_audio)
+    at = sampler.scene_times(src, options.max_frames) if options.scenes else None
     sampled = list(sampler.sample(src, fps=options.fps, max_frames=options.max_frames,
-                                  max_side=session.max_side, name=item.display))
+                                  max_side=session.max_side, name=item.display, at=at))
     stages = {"sample": Stage(None, time.perf_counter() - t0)}
     notes = [FrameNote(f.t) for f in sampled]
     pictures = [f.picture for f in sampled]

@@ -31,6 +31,7 @@ class VisionOptions:
     # video clips (mmcli.tasks.video): frame sampling, sound track, the merging models
     fps: float = 0.5
     max_frames: int = 8
+    scenes: bool = False  # frames at scene changes instead of evenly spread
     frames: str = "auto"  # together | each | auto (together when the frames fit the context)
     audio: bool = True
     sheet: bool = False
