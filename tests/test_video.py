@@ -127,3 +127,11 @@ def test_scene_changes(tmp_path):
     assert [f.t for f in got] == [0.0, 2.0, 4.0, 6.0]
     # (frame 0.0 has the moving bar over the sampled column: scenes 2-4 are checked)
     assert [near(colour(f), s) for f, s in zip(got[1:], SCENES[1:])] == [True] * 3
+
+
+def test_a_keyframe_close_enough_is_taken_without_decoding(tmp_path, monkeypatch):
+    clip = make_clip(tmp_path / "k.mkv", seconds=40.0, fps=5, gop=50, codec="mpeg4")
+    monkeypatch.setattr(frames, "KEYFRAME_SLACK", 0.0)
+    assert [f.t for f in frames.sample(clip, max_frames=4)] == [5.0, 15.0, 25.0, 35.0]
+    monkeypatch.setattr(frames, "KEYFRAME_SLACK", 0.5)  # 5 s of a 10 s spacing
+    assert [f.t for f in frames.sample(clip, max_frames=4)] == [0.0, 10.0, 20.0, 30.0]

@@ -26,6 +26,7 @@ from mmcli.errors import InputError
 
 DEFAULT_FPS = 0.5  # one frame every 2 s of clip ...
 DEFAULT_MAX_FRAMES = 8  # ... but never more than this (a 10-minute clip: 8 evenly spread)
+KEYFRAME_SLACK = 0.1  # share of the spacing between frames a keyframe may be early by
 
 
 @dataclass(frozen=True)
@@ -148,11 +149,15 @@ def sample(source: Path | bytes, *, fps: float = DEFAULT_FPS,
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         duration = _duration(container)
+        wanted = at if at is not None else times(duration, fps, max_frames)
+        # A keyframe this close before a wanted time is taken as it is: a long GOP (10 s is
+        # common) then costs no decoding at all, and the frame's own time is what is reported.
+        slack = KEYFRAME_SLACK * duration / max(1, len(wanted)) if at is None else 0.0
         found = 0
         last_pts: int | None = None
         try:
-            for t in (at if at is not None else times(duration, fps, max_frames)):
-                frame = _frame_at(container, stream, t)
+            for t in wanted:
+                frame = _frame_at(container, stream, t, slack)
                 if frame is None or frame.pts == last_pts:
                     continue  # past the real end (header duration too long), or a repeat
                 last_pts = frame.pts
@@ -166,9 +171,9 @@ def sample(source: Path | bytes, *, fps: float = DEFAULT_FPS,
             raise InputError("the video has no decodable frames (zero-length or truncated)")
 
 
-def _frame_at(container: Any, stream: Any, t: float) -> Any:
+def _frame_at(container: Any, stream: Any, t: float, slack: float = 0.0) -> Any:
     """The first frame at or after ``t`` (or the last one before the end), decoding from the
-    keyframe at or before ``t``."""
+    keyframe at or before ``t`` - or that keyframe itself when it is within ``slack`` s."""
     if stream.time_base is not None:
         start = stream.start_time or 0
         container.seek(start + int(t / stream.time_base), stream=stream, backward=True,
@@ -176,6 +181,8 @@ def _frame_at(container: Any, stream: Any, t: float) -> Any:
     previous = None
     for frame in _valid_frames(container.decode(stream)):
         if frame.time is None or frame.time + 1e-3 >= t:
+            return frame
+        if previous is None and frame.key_frame and t - frame.time <= slack:
             return frame
         previous = frame
     return previous
