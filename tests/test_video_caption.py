@@ -93,6 +93,9 @@ def test_vqa_clip_and_transcribe_clip(cli, tiny_vlm_manifest, clips):
     recs = jsonl(r.stdout)
     assert [x["question"] for x in recs] == ["What is said?", "Which colours?"]
     assert recs[0]["transcript"]["text"] == SPOKEN and recs[0]["stages"]["answer"]["model"]
+    r = cli("--models", str(tiny_vlm_manifest), "vqa", str(clips["talk"]), str(clips["silent"]),
+            "--together", "-q", "Same?", "-f", "jsonl")
+    assert r.exit_code == 1 and "ask about a video on its own" in r.stderr
     r = cli("transcribe", str(clips["talk"]), str(clips["silent"]), "-f", "jsonl")
     assert r.exit_code == 1
     talk, silent = jsonl(r.stdout)
