@@ -103,3 +103,29 @@ def test_vqa_clip_and_transcribe_clip(cli, tiny_vlm_manifest, clips):
     assert "no audio stream" in silent["error"]["message"]
     r = cli("transcribe", str(clips["talk"]), "-f", "srt")
     assert r.exit_code == 0 and SPOKEN in r.stdout
+
+
+def test_clips_in_a_batch_resume_and_detail(cli, tiny_vlm_manifest, clips, tmp_path, monkeypatch):
+    prompts: list[str] = []
+    real = video.ask_text
+
+    def spy(engine, prompt, budget, options):
+        prompts.append(prompt)
+        return real(engine, prompt, budget, options)
+
+    monkeypatch.setattr(video, "ask_text", spy)
+    folder, out = tmp_path / "clips", tmp_path / "out"
+    folder.mkdir()
+    for name in ("talk", "silent"):
+        (folder / f"{name}.mp4").write_bytes(clips[name].read_bytes())
+    args = ("--models", str(tiny_vlm_manifest), "caption", str(folder), "--output-dir", str(out),
+            "--no-audio", "--max-tokens", "3", "-d", "short")
+    r = cli(*args)
+    assert r.exit_code == 0, r.stderr
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == \
+        ["silent.mp4.txt", "talk.mp4.txt"]
+    assert len(prompts) == 2 and prompts[0].endswith("Write a one-sentence caption of this "
+                                                     "video clip from what the frames show "
+                                                     "and what is said.")
+    r = cli(*args)  # the journal says both are done: nothing runs again
+    assert r.exit_code == 0 and len(prompts) == 2

@@ -82,8 +82,15 @@ class ClipCaptionRecord(CaptionRecord):
                               {}).notes()
 
 
-MERGE = ("Write one caption of this video clip in two or three sentences, using what the frames "
-         "show and what is said.")
+# The chat model's instruction per --detail (``--prompt`` replaces it), with the preset budget.
+MERGE = {
+    "short": "Write a one-sentence caption of this video clip from what the frames show and "
+             "what is said.",
+    "normal": "Write one caption of this video clip in two or three sentences, using what the "
+              "frames show and what is said.",
+    "detailed": "Write one detailed paragraph about this video clip: what the frames show, how "
+                "it changes over time, and what is said.",
+}
 
 
 def prompt_for(options: Options) -> tuple[str, int]:
@@ -140,7 +147,9 @@ class CaptionTask(Task[Options]):
         def clip(item: InputItem, engine: Any, load_s: float) -> ClipCaptionRecord:
             start = time.perf_counter()
             evidence = video.gather(session, engine, item, options, settings)
-            answer = (video.write(evidence, MERGE, options, settings) if options.merge
+            instruction = options.prompt or MERGE[options.detail]
+            answer = (video.write(evidence, instruction, options, settings,
+                                  budget=DETAILS[options.detail][1]) if options.merge
                       else video.Answer("", 0, 0, "", {}))
             record = ClipCaptionRecord(
                 input=item.display, task="caption", model=model.info, device=engine.device,
@@ -148,7 +157,7 @@ class CaptionTask(Task[Options]):
                 visual=evidence.visual, transcript=evidence.transcript, stages=evidence.stages,
                 timings=Timings(load_s=load_s, run_s=time.perf_counter() - start,
                                 extra={f"{k}_s": v.s for k, v in evidence.stages.items()}))
-            fill(record, answer, MERGE, evidence.pictures[0])
+            fill(record, answer, instruction, evidence.pictures[0])
             if options.sheet:
                 record.sheet = video.sheet(evidence, item.display)
             return record
