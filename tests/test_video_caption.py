@@ -84,6 +84,9 @@ def test_no_audio_and_sheet(cli, tiny_vlm_manifest, clips, tmp_path):
     assert sheet.format == "JPEG" and sheet.size == (2 * (96 + 4) + 4, 22 + 64 + 4 + 16)  # 2 cells
     r = cli("--models", str(tiny_vlm_manifest), "caption", str(clips["talk"]), "--sheet")
     assert r.exit_code == 2 and "--output-dir" in r.stderr
+    r = cli("--models", str(tiny_vlm_manifest), "caption", str(clips["silent"]),
+            "--chat-model", "nope")
+    assert r.exit_code == 2 and "chat model (--chat-model): unknown model 'nope'" in r.stderr
 
 
 def test_vqa_clip_and_transcribe_clip(cli, tiny_vlm_manifest, clips):

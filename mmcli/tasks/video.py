@@ -16,7 +16,7 @@ from typing import Any
 
 from mmcli import engines, manifest, resolve, tasks
 from mmcli.enginetypes import ChatEngine
-from mmcli.errors import InputError, UsageError
+from mmcli.errors import InputError, ModelUnavailableError, UsageError
 from mmcli.events import ChatDone, Done, TextDelta
 from mmcli.inputs import InputItem, kind_of, sniff
 from mmcli.records import ResolvedModel
@@ -116,8 +116,17 @@ def check(options: VisionOptions) -> None:
 
 
 def other_model(task: str, name: str | None, settings: Settings) -> ResolvedModel:
-    """The model of another task (the sound track's transcribe model, the merging chat model)."""
-    return resolve.resolve(name, task, manifest.load(settings.models_file), settings)
+    """The model of another task (the sound track's transcribe model, the merging chat model).
+
+    Raises:
+        UsageError / ModelUnavailableError: for the whole run, naming the option to change.
+    """
+    try:
+        return resolve.resolve(name, task, manifest.load(settings.models_file), settings)
+    except (UsageError, ModelUnavailableError) as exc:
+        option = "--chat-model" if task == "chat" else "--transcribe-model"
+        raise type(exc)(f"a video clip's {task} model ({option}): {exc.message}",
+                        hint=exc.hint) from None
 
 
 def gather(session: Session, engine: ChatEngine, item: InputItem, options: VisionOptions,
