@@ -21,7 +21,7 @@ from typing import Any
 import av
 
 from mmcli import images
-from mmcli.backends.media import OPEN_OPTIONS, _reason
+from mmcli.backends.media import OPEN_OPTIONS, failure_reason, valid_frames
 from mmcli.errors import InputError
 
 DEFAULT_FPS = 0.5  # one frame every 2 s of clip ...
@@ -57,7 +57,7 @@ def _open(source: Path | bytes) -> Any:
     try:
         return av.open(target, mode="r", **OPEN_OPTIONS)
     except Exception as exc:  # PyAV raises FFmpegError subclasses, ValueError, …
-        raise InputError(f"not a decodable video file ({_reason(exc)})") from None
+        raise InputError(f"not a decodable video file ({failure_reason(exc)})") from None
 
 
 def _duration(container: Any) -> float:
@@ -114,7 +114,7 @@ def scene_times(source: Path | bytes, max_frames: int = DEFAULT_MAX_FRAMES) -> l
         stream.thread_type = "AUTO"
         previous = None
         try:
-            for frame in _valid_frames(container.decode(stream)):
+            for frame in valid_frames(container.decode(stream)):
                 thumb = frame.reformat(width=32, height=18, format="rgb24").to_ndarray()
                 thumb = thumb.astype("int16")
                 change = 1.0 if previous is None else float(abs(thumb - previous).mean()) / 255
@@ -122,7 +122,7 @@ def scene_times(source: Path | bytes, max_frames: int = DEFAULT_MAX_FRAMES) -> l
                     cuts.append((change, float(frame.time or 0.0)))
                 previous = thumb
         except Exception as exc:
-            raise InputError(f"not a decodable video file ({_reason(exc)})") from None
+            raise InputError(f"not a decodable video file ({failure_reason(exc)})") from None
     return sorted(t for _, t in sorted(cuts, key=lambda c: -c[0])[:max_frames])
 
 
@@ -166,7 +166,7 @@ def sample(source: Path | bytes, *, fps: float = DEFAULT_FPS,
         except InputError:
             raise
         except Exception as exc:
-            raise InputError(f"not a decodable video file ({_reason(exc)})") from None
+            raise InputError(f"not a decodable video file ({failure_reason(exc)})") from None
         if not found:
             raise InputError("the video has no decodable frames (zero-length or truncated)")
 
@@ -179,24 +179,13 @@ def _frame_at(container: Any, stream: Any, t: float, slack: float = 0.0) -> Any:
         container.seek(start + int(t / stream.time_base), stream=stream, backward=True,
                        any_frame=False)
     previous = None
-    for frame in _valid_frames(container.decode(stream)):
+    for frame in valid_frames(container.decode(stream)):
         if frame.time is None or frame.time + 1e-3 >= t:
             return frame
         if previous is None and frame.key_frame and t - frame.time <= slack:
             return frame
         previous = frame
     return previous
-
-
-def _valid_frames(frames: Any) -> Iterator[Any]:
-    iterator = iter(frames)
-    while True:
-        try:
-            yield next(iterator)
-        except StopIteration:
-            return
-        except av.error.InvalidDataError:
-            continue  # a damaged packet: skip it, as for audio
 
 
 ROTATE = {90: 2, -270: 2, 180: 3, -180: 3, 270: 4, -90: 4}  # PIL Transpose values

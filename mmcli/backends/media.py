@@ -41,13 +41,13 @@ def decode_audio(source: Path | bytes, sample_rate: int = 16_000) -> np.ndarray:
         with av.open(target, mode="r", **OPEN_OPTIONS) as container:
             if not container.streams.audio:
                 raise InputError("not a decodable audio or video file (no audio stream)")
-            frames = _grouped(_valid(container.decode(audio=0)))
+            frames = _grouped(valid_frames(container.decode(audio=0)))
             for frame in itertools.chain(frames, [None]):  # None flushes the resampler
                 parts.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
     except InputError:
         raise
     except Exception as exc:  # PyAV raises FFmpegError subclasses, ValueError, …
-        raise InputError(f"not a decodable audio or video file ({_reason(exc)})") from None
+        raise InputError(f"not a decodable audio or video file ({failure_reason(exc)})") from None
     finally:
         del resampler
         gc.collect()  # PyAV's resampler keeps buffers until collected (faster-whisper #390)
@@ -55,7 +55,7 @@ def decode_audio(source: Path | bytes, sample_rate: int = 16_000) -> np.ndarray:
     return pcm.astype(np.float32) / 32768.0
 
 
-def _valid(frames: Iterable[Any]) -> Iterator[Any]:
+def valid_frames(frames: Iterable[Any]) -> Iterator[Any]:
     """Skip frames FFmpeg cannot decode (a damaged packet mid-file) instead of failing."""
     iterator = iter(frames)
     while True:
@@ -78,6 +78,6 @@ def _grouped(frames: Iterable[Any]) -> Iterator[Any]:
         yield fifo.read()
 
 
-def _reason(exc: BaseException) -> str:
+def failure_reason(exc: BaseException) -> str:
     reason = getattr(exc, "strerror", None) or str(exc).split(":")[0] or type(exc).__name__
     return "no audio stream" if "stream" in reason.lower() else reason

@@ -17,11 +17,11 @@ from typing import Any
 from mmcli import engines, manifest, resolve, tasks
 from mmcli.enginetypes import ChatEngine
 from mmcli.errors import InputError, ModelUnavailableError, UsageError
-from mmcli.events import ChatDone, Done, TextDelta
+from mmcli.events import Done
 from mmcli.inputs import InputItem, kind_of, sniff
 from mmcli.records import ResolvedModel
 from mmcli.settings import Settings
-from mmcli.tasks.vision import Answer, Session, VisionOptions
+from mmcli.tasks.vision import Answer, Session, VisionOptions, collect
 
 FRAME_PROMPT = "Describe this image in one sentence."
 FRAME_BUDGET = 64
@@ -245,17 +245,8 @@ def answer(session: Session, engine: ChatEngine, evidence: Evidence, question: s
 
 def ask_text(engine: ChatEngine, prompt: str, budget: int, options: VisionOptions) -> Answer:
     """One text-only user turn; the reply with its counts."""
-    pieces: list[str] = []
-    done: ChatDone | None = None
-    for event in engine.chat([{"role": "user", "content": prompt}], max_tokens=budget,
-                             temperature=options.temperature, seed=options.seed):
-        if isinstance(event, TextDelta):
-            pieces.append(event.text)
-        elif isinstance(event, ChatDone):
-            done = event
-    assert done is not None
-    return Answer("".join(pieces).strip(), done.prompt_tokens, done.completion_tokens,
-                  done.finish_reason, dict(done.extra, generate_s=done.total_s))
+    return collect(engine.chat([{"role": "user", "content": prompt}], max_tokens=budget,
+                               temperature=options.temperature, seed=options.seed))
 
 
 def sheet(evidence: Evidence, name: str) -> bytes:

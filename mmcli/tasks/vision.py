@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from mmcli import engines
 from mmcli.enginetypes import ChatEngine
 from mmcli.errors import UsageError
-from mmcli.events import ChatDone, TextDelta
+from mmcli.events import ChatDone, GenerationEvent, TextDelta
 from mmcli.inputs import InputItem
 from mmcli.records import Record, ResolvedModel, Timings
 from mmcli.settings import Settings
@@ -100,18 +101,25 @@ class Session:
             {"type": "image_rgb", "image_rgb": RawImage(p.width, p.height, p.rgb)}
             for p in pictures]
         parts.append({"type": "text", "text": question})
-        pieces: list[str] = []
-        done = None
-        for event in engine.chat([{"role": "user", "content": parts}],
-                                 max_tokens=self.options.max_tokens or default_max_tokens,
-                                 temperature=self.options.temperature, seed=self.options.seed):
-            if isinstance(event, TextDelta):
-                pieces.append(event.text)
-            elif isinstance(event, ChatDone):
-                done = event
-        assert done is not None
-        return Answer("".join(pieces).strip(), done.prompt_tokens, done.completion_tokens,
-                      done.finish_reason, dict(done.extra, generate_s=done.total_s))
+        return collect(engine.chat([{"role": "user", "content": parts}],
+                                   max_tokens=self.options.max_tokens or default_max_tokens,
+                                   temperature=self.options.temperature,
+                                   seed=self.options.seed))
+
+
+def collect(events: Iterable[GenerationEvent]) -> Answer:
+    """One generation's events -> the reply with its counts and the engine's timings."""
+    pieces: list[str] = []
+    done: ChatDone | None = None
+    for event in events:
+        if isinstance(event, TextDelta):
+            pieces.append(event.text)
+        elif isinstance(event, ChatDone):
+            done = event
+    if done is None:
+        raise RuntimeError("the engine ended a reply without its ChatDone event")
+    return Answer("".join(pieces).strip(), done.prompt_tokens, done.completion_tokens,
+                  done.finish_reason, dict(done.extra, generate_s=done.total_s))
 
 
 def timings(load_s: float, start: float, answer: Answer, decode_s: float) -> Timings:
