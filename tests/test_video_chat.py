@@ -36,3 +36,15 @@ def test_chat_video_vision_model_and_bad_clips(cli, tiny_vlm_manifest, clips):
     assert r.exit_code == 0, r.stderr
     (att,) = json.loads(r.stdout)["attachments"]
     assert (att["kind"], att["used_as"], att["text"]) == ("audio", "transcribed", SPOKEN)
+
+
+def test_library_chat_over_a_folder_takes_videos(tiny_vlm_manifest, clips):
+    """api.run("chat", [folder]) finds the clip (video is a kind the chat task takes)."""
+    from mmcli import api
+    from mmcli.settings import Settings
+
+    settings = Settings.from_env(models_file=tiny_vlm_manifest)
+    records = list(api.run("chat", [clips["silent"]], "tiny-vlm", settings=settings,
+                           prompt="Describe.", max_tokens=4))
+    assert len(records) == 1 and records[0].error is None
+    assert records[0].attachments[0].kind == "video"  # type: ignore[attr-defined]

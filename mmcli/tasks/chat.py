@@ -25,7 +25,7 @@ class ChatTask(Task[Options]):
     """``chat`` over inputs: each input attached to ``Options.prompt``, one turn each."""
 
     name = "chat"
-    kinds = frozenset({"image", "audio", "text"})
+    kinds = frozenset({"image", "audio", "video", "text"})
     options_type = Options
     record_type = ChatRecord
 
