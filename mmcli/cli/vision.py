@@ -1,11 +1,12 @@
 """``mmcli caption`` and ``mmcli vqa``: thin commands over mmcli.tasks.caption / vqa."""
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from mmcli.cli import common
+from mmcli.cli.segment import parse_numbers
 
 P = "Model"  # help panels
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="text | json | jsonl.")]
@@ -41,6 +42,22 @@ TranscribeModelOpt = Annotated[Optional[str], typer.Option(
 ChatModelOpt = Annotated[Optional[str], typer.Option(
     "--chat-model", help="Text model that merges frames and transcript (default: chat's).",
     rich_help_panel=V)]
+R = "Regions (SAM + VLM)"
+PointOpt = Annotated[Optional[list[str]], typer.Option(
+    "--point", metavar="X,Y", help="A region: the object at pixel X,Y, segmented by the "
+    "segment model (repeatable: one output per region).", rich_help_panel=R)]
+NegPointOpt = Annotated[Optional[list[str]], typer.Option(
+    "--neg-point", metavar="X,Y", help="Exclude the area at X,Y from every region "
+    "(repeatable).", rich_help_panel=R)]
+BoxOpt = Annotated[Optional[list[str]], typer.Option(
+    "--box", metavar="X1,Y1,X2,Y2", help="A region: the object in this box (repeatable).",
+    rich_help_panel=R)]
+SegmentModelOpt = Annotated[Optional[str], typer.Option(
+    "--segment-model", help="Segment model for the regions (default: segment's).",
+    rich_help_panel=R)]
+RegionStyleOpt = Annotated[str, typer.Option(
+    "--region-style", help="How the VLM sees the region in its crop: outline (red outline) | "
+    "dim (background dimmed).", rich_help_panel=R)]
 GpuLayersOpt = Annotated[Optional[int], typer.Option(
     "--gpu-layers", help="Layers to offload to the GPU (-1 = all; default from --device).",
     rich_help_panel=P)]
@@ -71,6 +88,11 @@ def caption(
         "(with --output-dir).", rich_help_panel=V)] = False,
     transcribe_model: TranscribeModelOpt = None,
     chat_model: ChatModelOpt = None,
+    point: PointOpt = None,
+    neg_point: NegPointOpt = None,
+    box: BoxOpt = None,
+    segment_model: SegmentModelOpt = None,
+    region_style: RegionStyleOpt = "outline",
     fmt: FormatOpt = "text",
     output: common.OutputOpt = None,
     batch: common.BatchArgs = common.BatchArgs(),
@@ -80,7 +102,8 @@ def caption(
     mmcli caption photo.jpg; mmcli caption -d short -f jsonl photos/;
     mmcli caption photos/ --output-dir photos/ (writes photo.jpg.txt next to each photo).
     A clip (mp4, mov, mkv, webm, avi): sampled frames + its transcribed sound track, merged
-    into one caption by the chat model.
+    into one caption by the chat model. --point X,Y / --box: caption that region (segmented,
+    cropped with context, marked); photo.jpg.r1.txt per region.
     """
     from mmcli.tasks.caption import Options
 
@@ -88,7 +111,9 @@ def caption(
                       temperature=temperature, seed=seed, max_side=max_side,
                       gpu_layers=gpu_layers, fps=fps, max_frames=max_frames, frames=frames,
                       scenes=scenes, audio=audio, sheet=sheet, transcribe_model=transcribe_model,
-                      chat_model=chat_model)
+                      chat_model=chat_model, segment_model=segment_model,
+                      region_style=region_style)
+    regions(options, point, neg_point, box)
     common.run_batch(ctx, task="caption", inputs=inputs, model=model, fmt=fmt, output=output,
                      batch=batch, options=options, mmproj=mmproj)
 
@@ -118,6 +143,11 @@ def vqa(
     audio: AudioOpt = True,
     transcribe_model: TranscribeModelOpt = None,
     chat_model: ChatModelOpt = None,
+    point: PointOpt = None,
+    neg_point: NegPointOpt = None,
+    box: BoxOpt = None,
+    segment_model: SegmentModelOpt = None,
+    region_style: RegionStyleOpt = "outline",
     fmt: FormatOpt = "text",
     output: common.OutputOpt = None,
     batch: common.BatchArgs = common.BatchArgs(),
@@ -127,6 +157,7 @@ def vqa(
     Every -q is asked of every image (one record each); --questions FILE.jsonl pairs images
     with their own questions; --together asks about all images at once (one unit of work:
     --journal, --dry-run, --lock and --max-duration apply to it as to any input).
+    --point X,Y / --box: ask about that region (photo.jpg.r1.q1.txt per region and question).
     """
     from mmcli.tasks import vqa as task
 
@@ -134,10 +165,22 @@ def vqa(
                            temperature=temperature, seed=seed, max_side=max_side,
                            gpu_layers=gpu_layers, together=together, fps=fps,
                            max_frames=max_frames, frames=frames, scenes=scenes, audio=audio,
-                           transcribe_model=transcribe_model, chat_model=chat_model)
+                           transcribe_model=transcribe_model, chat_model=chat_model,
+                           segment_model=segment_model, region_style=region_style)
+    regions(options, point, neg_point, box)
     inputs = task.prepare(options, inputs, questions)
     common.run_batch(ctx, task="vqa", inputs=inputs, model=model, fmt=fmt, output=output,
                      batch=batch, options=options, mmproj=mmproj)
+
+
+def regions(options: Any, point: Optional[list[str]], neg_point: Optional[list[str]],
+            box: Optional[list[str]]) -> None:
+    """``--point`` / ``--neg-point`` / ``--box`` texts -> the ``Options`` fields (pixels)."""
+    from mmcli.tasks.segment import BOX_FORM, POINT_FORM
+
+    options.points = [parse_numbers(p, 2, "--point", POINT_FORM) for p in point or []]
+    options.neg_points = [parse_numbers(p, 2, "--neg-point", POINT_FORM) for p in neg_point or []]
+    options.boxes = [parse_numbers(b, 4, "--box", BOX_FORM) for b in box or []]
 
 
 def register(app: typer.Typer) -> None:

@@ -7,16 +7,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from mmcli.errors import UsageError
+from mmcli.errors import InputError, UsageError
 from mmcli.events import Done, TaskEvent
 from mmcli.inputs import InputItem
 from mmcli.records import Record, ResolvedModel, Timings, internal
 from mmcli.settings import Settings
-from mmcli.tasks import video
+from mmcli.tasks import region, video
 from mmcli.tasks.base import Process, Sidecar, Task
+from mmcli.tasks.segment import MaskResult
 from mmcli.tasks.vision import Session, VisionOptions, VisionRecord, fill, timings
 
-__all__ = ["DETAILS", "Options", "CaptionRecord", "ClipCaptionRecord", "TASK", "prompt_for"]
+__all__ = ["DETAILS", "Options", "CaptionRecord", "ClipCaptionRecord", "RegionCaptionRecord",
+           "TASK", "prompt_for"]
 
 # --detail presets: the prompt and a max-token budget that fits it.
 DETAILS = {
@@ -51,6 +53,31 @@ class CaptionRecord(VisionRecord):
     def text(self) -> str:
         """The caption (or the error)."""
         return self.caption if self.error is None else super().text()
+
+
+@dataclass
+class RegionCaptionRecord(CaptionRecord):
+    """The caption of one region (``--point`` / ``--box``) of an image.
+
+    Attributes:
+        region: the region's mask, the same object as one of segment's ``masks``
+            (``segmentation`` COCO RLE, ``bbox``, ``area``, ``predicted_iou``, ``prompt``...,
+            original-image pixels).
+        crop: ``[x0, y0, x1, y1]``: the part of the image sent to the VLM (original pixels).
+        width / height: the crop's size as sent (after upscaling a small region).
+    """
+
+    region: MaskResult | None = None
+    crop: list[int] = field(default_factory=list)
+    number: int = internal(1)
+    where: str = internal("")
+    several: bool = internal(False)
+
+    def text(self) -> str:
+        """The caption, after the region's prompt when several regions were asked."""
+        if self.error is not None or not self.several:
+            return super().text()
+        return f"{self.where}\t{self.caption}"
 
 
 @dataclass
@@ -93,11 +120,25 @@ MERGE = {
 }
 
 
+# --detail presets for a region (the crop's marking is said before them: region.instruction)
+REGION_DETAILS = {
+    "short": "Describe the marked region in one sentence.",
+    "normal": "Describe the marked region in a few sentences.",
+    "detailed": "Describe the marked region in detail in one paragraph: what it is, its "
+                "colours, any text, and how it relates to its surroundings.",
+}
+
+
 def prompt_for(options: Options) -> tuple[str, int]:
-    """The instruction and default max tokens for ``--detail`` / ``--prompt``."""
+    """The instruction and default max tokens for ``--detail`` / ``--prompt`` (with regions:
+    the sentence saying what is marked, then the region preset or ``--prompt``)."""
     if options.detail not in DETAILS:
         raise UsageError(f"--detail {options.detail!r} is not one of {', '.join(DETAILS)}")
     text, budget = DETAILS[options.detail]
+    if region.wanted(options):
+        text = region.instruction(options.prompt or REGION_DETAILS[options.detail],
+                                  options.region_style)
+        return text, budget
     return (options.prompt or text), budget
 
 
@@ -110,7 +151,10 @@ class CaptionTask(Task[Options]):
     record_type = CaptionRecord
 
     def files(self, record: Record, fmt: str) -> list[Sidecar]:
-        """The caption sidecar, plus ``clip.mp4.sheet.jpg`` with ``--sheet``."""
+        """The caption sidecar (``photo.jpg.r1.txt`` per region), plus ``clip.mp4.sheet.jpg``
+        with ``--sheet``."""
+        if isinstance(record, RegionCaptionRecord):
+            return [(f".r{record.number}{self.suffix(fmt)}", self.render(record, fmt))]
         out = super().files(record, fmt)
         if isinstance(record, ClipCaptionRecord) and record.sheet:
             out.append((".sheet.jpg", record.sheet))
@@ -118,6 +162,7 @@ class CaptionTask(Task[Options]):
 
     def check(self, fmt: str, options: Any, *, output_dir: bool) -> None:
         """A bad ``--detail`` or video option is a usage error before anything loads."""
+        region.check(options)
         prompt_for(options)
         video.check(options)
         if options.sheet and not output_dir:
@@ -128,11 +173,17 @@ class CaptionTask(Task[Options]):
         """``item -> Done(CaptionRecord)``; the model loads on the first item, once."""
         prompt, budget = prompt_for(options)
         session = Session(model, settings, options)
+        segmenter = region.Segmenter(settings, options) if region.wanted(options) else None
 
         def process(item: InputItem) -> Iterator[TaskEvent]:
             engine, load_s = session.engine()
             if video.is_video(item):
+                if segmenter is not None:
+                    raise InputError("--point / --box mark regions of images, not of clips")
                 yield Done(clip(item, engine, load_s))
+                return
+            if segmenter is not None:
+                yield from regions(item, engine, load_s, segmenter)
                 return
             start = time.perf_counter()
             picture = session.picture(item)
@@ -143,6 +194,25 @@ class CaptionTask(Task[Options]):
                                    timings=timings(load_s, start, answer, decode_s))
             fill(record, answer, prompt, picture)
             yield Done(record)
+
+        def regions(item: InputItem, engine: Any, load_s: float,
+                    segmenter: region.Segmenter) -> Iterator[TaskEvent]:
+            start = time.perf_counter()
+            found, extra = segmenter.regions(item, session.max_side)
+            for reg in found:
+                t0 = time.perf_counter()
+                answer = session.ask(engine, [reg.picture], prompt, budget)
+                record = RegionCaptionRecord(
+                    input=item.display, task="caption", model=model.info, device=engine.device,
+                    caption=answer.text, region=reg.mask, crop=list(reg.crop),
+                    number=reg.number, where=reg.where, several=len(found) > 1,
+                    timings=timings(load_s, t0, answer, 0.0))
+                record.timings.extra.update(extra)
+                if reg.number == 1:  # the image's shared work is counted once
+                    record.timings.run_s += t0 - start
+                fill(record, answer, prompt, reg.picture)
+                load_s, extra = 0.0, {}
+                yield Done(record)
 
         def clip(item: InputItem, engine: Any, load_s: float) -> ClipCaptionRecord:
             start = time.perf_counter()

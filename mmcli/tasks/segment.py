@@ -122,6 +122,18 @@ def prompts_for(options: Options, width: int, height: int, display: str) -> list
     """The decoder prompts, after checking every coordinate lies in the image (else exit 2)."""
     from mmcli.tasks.segment_core import Prompt
 
+    check_inside(options, width, height, display)
+    clicks = [*options.points, *options.neg_points]
+    labels = [1] * len(options.points) + [0] * len(options.neg_points)
+    if len(options.boxes) > 1:
+        return [Prompt([], [], box) for box in options.boxes]
+    return [Prompt(list(clicks), labels, options.boxes[0] if options.boxes else None)]
+
+
+def check_inside(options: Any, width: int, height: int, display: str) -> None:
+    """Every ``points`` / ``neg_points`` / ``boxes`` coordinate of ``options`` lies in the
+    image (else a usage error, exit 2: the same prompts would miss every image)."""
+
     def inside(x: float, y: float, form: str) -> None:
         if not (0 <= x <= width and 0 <= y <= height):
             raise UsageError(f"{x:g},{y:g} is outside {display} ({width}x{height})", hint=form)
@@ -131,11 +143,6 @@ def prompts_for(options: Options, width: int, height: int, display: str) -> list
     for x1, y1, x2, y2 in options.boxes:
         inside(x1, y1, BOX_FORM)
         inside(x2, y2, BOX_FORM)
-    clicks = [*options.points, *options.neg_points]
-    labels = [1] * len(options.points) + [0] * len(options.neg_points)
-    if len(options.boxes) > 1:
-        return [Prompt([], [], box) for box in options.boxes]
-    return [Prompt(list(clicks), labels, options.boxes[0] if options.boxes else None)]
 
 
 def load_image(item: InputItem) -> tuple[Any, bytes]:
@@ -184,15 +191,20 @@ def _masks(engine: SegmentationEngine, emb: Any, prompts: list[Any] | None, opti
     return core.auto_masks(engine, emb, options)
 
 
+def mask_result(found: Any, polygons: list[dict[str, Any]] | None = None) -> MaskResult:
+    """The JSON mask of one ``segment_core.Found`` (segment's ``masks``, a region's
+    ``region``)."""
+    return MaskResult(found.rle, found.bbox, found.area, found.predicted_iou,
+                      found.stability_score, found.prompt.to_dict(), polygons)
+
+
 def _record(item: InputItem, model: ResolvedModel, device: str, image: Any, found: list[Any],
             options: Options, cached: bool, timings: Timings) -> SegmentRecord:
     from mmcli import maskimage
     from mmcli import masks as mk
 
     arrays = [f.mask if f.mask is not None else mk.decode_rle(f.rle) for f in found]
-    results = [MaskResult(f.rle, f.bbox, f.area, f.predicted_iou, f.stability_score,
-                          f.prompt.to_dict(),
-                          maskimage.polygons(a) if options.polygons else None)
+    results = [mask_result(f, maskimage.polygons(a) if options.polygons else None)
                for f, a in zip(found, arrays)]
     return SegmentRecord(input=item.display, task="segment", model=model.info, device=device,
                          timings=timings, width=int(image.shape[1]), height=int(image.shape[0]),

@@ -39,6 +39,12 @@ class VisionOptions:
     transcribe_model: str | None = None
     chat_model: str | None = None
     merge: bool = True  # False: a clip's record carries its notes only (chat's video bridge)
+    # regions (mmcli.tasks.region): each --point / --box is one region, in original pixels
+    points: list[tuple[float, float]] = field(default_factory=list)
+    neg_points: list[tuple[float, float]] = field(default_factory=list)
+    boxes: list[tuple[float, float, float, float]] = field(default_factory=list)
+    segment_model: str | None = None
+    region_style: str = "outline"  # outline | dim
 
 
 @dataclass

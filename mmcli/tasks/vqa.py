@@ -15,11 +15,12 @@ from mmcli.inputs import InputItem
 from mmcli.outputs import json_suffix
 from mmcli.records import ErrorInfo, Record, ResolvedModel, Timings, internal
 from mmcli.settings import Settings
-from mmcli.tasks import video
+from mmcli.tasks import region, video
 from mmcli.tasks.base import Process, Sidecar, Task
+from mmcli.tasks.segment import MaskResult
 from mmcli.tasks.vision import Session, VisionOptions, VisionRecord, fill, timings
 
-__all__ = ["Options", "VqaRecord", "TASK", "prepare"]
+__all__ = ["Options", "VqaRecord", "RegionVqaRecord", "TASK", "prepare"]
 
 DEFAULT_MAX_TOKENS = 128
 
@@ -56,6 +57,24 @@ class VqaRecord(VisionRecord):
         if self.error is not None:
             return super().text()
         return f"{self.question}\t{self.answer}" if self.several else self.answer
+
+
+@dataclass
+class RegionVqaRecord(VqaRecord):
+    """An answer about one region (``--point`` / ``--box``) of an image: the vqa fields, then
+    ``region`` (the same object as one of segment's ``masks``) and ``crop`` (``[x0, y0, x1,
+    y1]`` sent to the VLM, original pixels)."""
+
+    region: MaskResult | None = None
+    crop: list[int] = field(default_factory=list)
+    region_number: int = internal(1)
+    where: str = internal("")
+
+    def text(self) -> str:
+        """The answer, after the region's prompt (and the question when several)."""
+        if self.error is not None or not self.several:
+            return super().text()
+        return f"{self.where}\t{super().text()}"
 
 
 @dataclass
@@ -123,13 +142,18 @@ class VqaTask(Task[Options]):
         return ".q1" + json_suffix(fmt)
 
     def files(self, record: Record, fmt: str) -> list[Sidecar]:
-        """One sidecar per question: ``photo.jpg.q1.txt``, ``photo.jpg.q2.txt``…"""
+        """One sidecar per question: ``photo.jpg.q1.txt``, ``photo.jpg.q2.txt``… (per region
+        ``photo.jpg.r1.q1.txt``)."""
         number = record.number if isinstance(record, VqaRecord) else 1
-        return [(f".q{number}{json_suffix(fmt)}", self.render(record, fmt))]
+        prefix = f".r{record.region_number}" if isinstance(record, RegionVqaRecord) else ""
+        return [(f"{prefix}.q{number}{json_suffix(fmt)}", self.render(record, fmt))]
 
     def check(self, fmt: str, options: Any, *, output_dir: bool) -> None:
         """``--together`` gives one answer per question, not per image: no sidecars."""
         video.check(options)
+        region.check(options)
+        if options.together and region.wanted(options):
+            raise UsageError("--point / --box ask about a region of each image; drop --together")
         if options.together and output_dir:
             raise UsageError("--together gives one answer per question, not per image",
                              hint="use -o FILE (or stdout) instead of --output-dir")
@@ -149,6 +173,7 @@ class VqaTask(Task[Options]):
     def processor(self, model: ResolvedModel, settings: Settings, options: Options) -> Process:
         """``item -> Done(VqaRecord) per question``; the model loads once, on the first item."""
         session = Session(model, settings, options)
+        segmenter = region.Segmenter(settings, options) if region.wanted(options) else None
 
         def process(item: InputItem) -> Iterator[TaskEvent]:
             parts = list(item.parts) or [item]
@@ -160,7 +185,12 @@ class VqaTask(Task[Options]):
             if any(video.is_video(part) for part in parts):
                 if len(parts) > 1:
                     raise InputError("--together compares images; ask about a video on its own")
+                if segmenter is not None:
+                    raise InputError("--point / --box mark regions of images, not of clips")
                 yield from clip(item, asked, engine, load_s)
+                return
+            if segmenter is not None:
+                yield from regions(item, asked, engine, load_s, segmenter)
                 return
             start = time.perf_counter()
             pictures = [session.picture(part) for part in parts]
@@ -177,6 +207,27 @@ class VqaTask(Task[Options]):
                 fill(record, answer, question, pictures[0] if len(pictures) == 1 else None)
                 load_s = decode_s = 0.0
                 yield Done(record)
+
+        def regions(item: InputItem, asked: list[str], engine: Any, load_s: float,
+                    segmenter: region.Segmenter) -> Iterator[TaskEvent]:
+            found, extra = segmenter.regions(item, session.max_side)
+            several = len(asked) > 1 or len(found) > 1
+            for reg in found:
+                for number, question in enumerate(asked, 1):
+                    prompt = region.instruction(question, options.region_style)
+                    t0 = time.perf_counter()
+                    answer = session.ask(engine, [reg.picture], prompt, DEFAULT_MAX_TOKENS)
+                    record = RegionVqaRecord(
+                        input=item.display, task="vqa", model=model.info, device=engine.device,
+                        image=item.display, images=[item.display], question=question,
+                        answer=answer.text, number=number, several=several, region=reg.mask,
+                        crop=list(reg.crop), region_number=reg.number, where=reg.where,
+                        timings=timings(load_s, t0, answer, 0.0))
+                    record.timings.extra.update(extra)
+                    fill(record, answer, prompt, reg.picture)
+                    record.question = question
+                    load_s, extra = 0.0, {}
+                    yield Done(record)
 
         def clip(item: InputItem, asked: list[str], engine: Any,
                  load_s: float) -> Iterator[TaskEvent]:

@@ -1,0 +1,132 @@
+"""Region caption / vqa (``--point`` / ``--box``) end to end: the generated tiny SAM pair
+(its decoder draws a disc at the click) and the tiny VLM (its output follows the pixels)."""
+# ruff: noqa: F811  (pytest fixtures imported from fixture modules are used as arguments)
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mmcli.backends.sam import SamEngine
+from mmcli.tasks import region
+from mmcli.tasks.vision import Session
+from tests.segment_fixtures import MANIFEST, pictures, sam_dir  # noqa: F401 - fixtures
+from tests.vision_fixtures import tiny_vlm_dir, tiny_vlm_manifest  # noqa: F401 - fixtures
+
+
+@pytest.fixture
+def both(sam_dir, tiny_vlm_manifest, tmp_path) -> Path:
+    """One manifest with the tiny SAM models and the tiny VLM (defaults for all three tasks)."""
+    sam = MANIFEST.format(dir=sam_dir).split("[defaults]")[0]
+    vlm = tiny_vlm_manifest.read_text()  # its [defaults] table is last: add segment's there
+    path = tmp_path / "both.toml"
+    path.write_text(sam + vlm + 'segment = ["tiny-sam"]\n')
+    return path
+
+
+def run(cli, manifest: Path, *args: str) -> list[dict]:
+    r = cli("--models", str(manifest), *args, "-f", "jsonl", "--max-tokens", "6")
+    assert r.exit_code == 0, r.stderr
+    return [json.loads(line) for line in r.stdout.splitlines()]
+
+
+def test_region_is_segments_mask_and_regions_differ(cli, both, pictures):
+    land = str(pictures["land"])
+    before = SamEngine.encoder_runs
+    recs = run(cli, both, "caption", land, "--point", "320,240", "--point", "100,400")
+    assert SamEngine.encoder_runs - before == 1  # two regions, one encoder run
+    assert [r["error"] for r in recs] == [None, None]
+    seg = json.loads(cli("--models", str(both), "segment", land, "--point", "320,240",
+                         "-f", "json").stdout)["masks"][0]
+    first = recs[0]["region"]
+    for key in ("segmentation", "bbox", "area", "predicted_iou", "prompt"):
+        assert first[key] == seg[key], key
+    assert first["prompt"] == {"points": [[320.0, 240.0]], "labels": [1], "box": None}
+    x, y, w, h = first["bbox"]
+    assert abs(x + w / 2 - 320) <= 3 and abs(y + h / 2 - 240) <= 3  # the disc at the click
+    x0, y0, x1, y1 = recs[0]["crop"]
+    assert x0 <= x and y0 <= y and x1 >= x + w and y1 >= y + h  # the crop holds the mask's box
+    assert recs[0]["caption"] != recs[1]["caption"]
+    assert recs[0]["region"]["bbox"] != recs[1]["region"]["bbox"]
+    assert "outlined in red" in recs[0]["prompt"]
+    whole = run(cli, both, "caption", land)[0]
+    assert whole["caption"] != recs[0]["caption"] and "region" not in whole
+    again = run(cli, both, "caption", land, "--point", "320,240", "--point", "100,400")
+    assert [r["caption"] for r in again] == [r["caption"] for r in recs]  # deterministic
+
+
+def test_crop_pixels_sent_to_the_vlm(cli, both, pictures, monkeypatch):
+    seen: list = []
+    ask = Session.ask
+
+    def spy(self, engine, pics, question, budget):
+        seen.extend(pics)
+        return ask(self, engine, pics, question, budget)
+
+    monkeypatch.setattr(Session, "ask", spy)
+    recs = run(cli, both, "caption", str(pictures["small"]), "--box", "70,30,130,90",
+               "--region-style", "dim")
+    (pic,) = seen
+    assert max(pic.width, pic.height) >= region.MIN_SIDE  # a small region is upscaled
+    assert (pic.width, pic.height) == (recs[0]["width"], recs[0]["height"])
+    x0, y0, x1, y1 = recs[0]["crop"]
+    assert pic.original_size == (x1 - x0, y1 - y0)
+    assert "dimmed" in recs[0]["prompt"]
+    outline = run(cli, both, "caption", str(pictures["small"]), "--box", "70,30,130,90")
+    assert outline[0]["caption"] != recs[0]["caption"] or outline[0]["prompt"] != recs[0]["prompt"]
+
+
+def test_vqa_about_regions(cli, both, pictures):
+    recs = run(cli, both, "vqa", str(pictures["portrait"]), "--point", "150,420",
+               "--box", "300,60,440,200", "-q", "What is it?", "-q", "What colour?")
+    assert len(recs) == 4 and all(r["error"] is None for r in recs)
+    assert [r["question"] for r in recs] == ["What is it?", "What colour?"] * 2
+    assert recs[0]["region"]["prompt"]["points"] == [[150.0, 420.0]]
+    assert recs[2]["region"]["prompt"]["box"] == [300.0, 60.0, 440.0, 200.0]
+    assert "outlined in red" in recs[0]["prompt"]
+    assert recs[0]["answer"] != recs[2]["answer"]
+
+
+def test_batch_folder_output_dir_and_journal(cli, both, pictures, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("land", "portrait"):
+        (folder / f"{name}.png").write_bytes(pictures[name].read_bytes())
+    out = tmp_path / "out"
+    args = ["--models", str(both), "caption", str(folder), "--point", "150,200",
+            "--point", "300,300", "--output-dir", str(out), "--max-tokens", "5"]
+    r = cli(*args)
+    assert r.exit_code == 0, r.stderr
+    names = sorted(p.name for p in out.iterdir() if p.suffix == ".txt")
+    assert names == ["land.png.r1.txt", "land.png.r2.txt", "portrait.png.r1.txt",
+                     "portrait.png.r2.txt"]
+    before = SamEngine.encoder_runs
+    r = cli(*args)  # the journal says both images are done
+    assert r.exit_code == 0, r.stderr
+    assert SamEngine.encoder_runs == before
+    q = cli("--models", str(both), "vqa", str(folder), "--point", "150,200", "-q", "What?",
+            "--output-dir", str(tmp_path / "vqa"), "--max-tokens", "4")
+    assert q.exit_code == 0, q.stderr
+    assert sorted(p.name for p in (tmp_path / "vqa").iterdir() if p.suffix == ".txt") == \
+        ["land.png.r1.q1.txt", "portrait.png.r1.q1.txt"]
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--point", "700,10"], "outside"),
+    (["--box", "10,10,10,50"], "empty"),
+    (["--neg-point", "5,5"], "--neg-point"),
+    (["--point", "5,5", "--region-style", "glow"], "--region-style"),
+    (["--point", "5,5", "--segment-model", "no-such-sam"], "--segment-model"),
+])
+def test_bad_regions_exit_2(cli, both, pictures, args, words):
+    r = cli("--models", str(both), "caption", str(pictures["land"]), *args)
+    assert r.exit_code == 2, (r.stdout, r.stderr)
+    assert words in r.stderr
+
+
+def test_vqa_together_refuses_regions(cli, both, pictures):
+    r = cli("--models", str(both), "vqa", str(pictures["land"]), str(pictures["small"]),
+            "--together", "--point", "5,5", "-q", "Which?")
+    assert r.exit_code == 2 and "--together" in r.stderr
