@@ -1,9 +1,14 @@
-"""A video attached to chat: timed frame captions + the transcript enter the prompt."""
+"""A video attached to chat: for a model that sees images, sampled frames (each after a time
+label) + the timed transcript; for a text model (or frames that do not fit), timed frame
+captions + the transcript."""
 # ruff: noqa: F811  (pytest fixtures imported from helper modules are used as arguments)
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import pytest
 
 from tests.videogen import SPOKEN, clips  # noqa: F401 - pytest fixture
 from tests.vision_fixtures import tiny_vlm_dir, tiny_vlm_manifest  # noqa: F401
@@ -23,12 +28,77 @@ def test_chat_video_attachment_text_model(cli, tiny_vlm_manifest, clips):
     assert lines[-1] == f"[0.0-2.4s] speech: {SPOKEN}"  # the words reach the chat prompt
 
 
-def test_chat_video_vision_model_and_bad_clips(cli, tiny_vlm_manifest, clips):
-    r = cli("--models", str(tiny_vlm_manifest), "chat", "--model", "tiny-vlm", "Describe.",
-            "-a", str(clips["silent"]), "--max-tokens", "4", "-f", "json")
+def vlm_manifest(folder: Path, tiny_vlm_manifest: Path, image_tokens: int) -> Path:
+    """The tiny VLM's manifest with an ``image_tokens`` estimate (its mmproj makes 16)."""
+    path = folder / f"tiny-vlm-{image_tokens}.toml"
+    path.write_text(tiny_vlm_manifest.read_text().replace(
+        "n_ctx = 1024 }", f"n_ctx = 1024, image_tokens = {image_tokens} }}"))
+    return path
+
+
+@pytest.fixture(scope="module")
+def vlm16(tmp_path_factory, tiny_vlm_manifest) -> Path:
+    return vlm_manifest(tmp_path_factory.mktemp("vlm16"), tiny_vlm_manifest, 16)
+
+
+def test_chat_video_vision_model_sees_frames(cli, vlm16, clips):
+    r = cli("--models", str(vlm16), "chat", "--model", "tiny-vlm", "What happens?",
+            "-a", str(clips["talk"]), "--max-tokens", "8", "-f", "json")
     assert r.exit_code == 0, r.stderr
+    rec = json.loads(r.stdout)
+    (att,) = rec["attachments"]
+    assert (att["kind"], att["used_as"], att["frames"]) == ("video", "native", 4)
+    assert att["by"] == "tiny.en-bundled (sound track)"
+    assert att["text"].splitlines() == ["Video clip, 4.0 seconds.",
+                                        f"[0.0-2.4s] speech: {SPOKEN}"]
+    r2 = cli("--models", str(vlm16), "chat", "--model", "tiny-vlm", "What happens?",
+             "-a", str(clips["silent"]), "--max-tokens", "8", "-f", "json")
+    assert r2.exit_code == 0, r2.stderr
+    rec2 = json.loads(r2.stdout)
+    (att2,) = rec2["attachments"]
+    assert (att2["used_as"], att2["frames"], att2["by"]) == ("native", 4, None)
+    assert "(no sound track)" in att2["text"]
+    assert rec["reply"] != rec2["reply"]  # different clips, different replies
+
+
+def test_chat_video_frames_cost_image_tokens(vlm16, clips):
+    """The prompt grows by the same image tokens per frame; labels and words are in it."""
+    from mmcli import manifest, resolve
+    from mmcli.chatkit.attachments import load
+    from mmcli.chatkit.records import Options
+    from mmcli.chatkit.session import ChatSession
+    from mmcli.settings import Settings
+
+    settings = Settings.from_env(models_file=vlm16)
+    model = resolve.resolve("tiny-vlm", "chat", manifest.load(vlm16), settings)
+    seen = {}
+    for n in (1, 2, 4):
+        session = ChatSession(model, settings, Options(max_tokens=2, max_frames=n))
+        *_, record = session.send("What happens?", [load(str(clips["talk"]), 256)])
+        prompt = session.engine.render(session.conv.messages())
+        seen[n] = (record.usage.prompt_tokens, session.image_tokens)
+        assert record.attachments[0].frames == n and record.prefix_reused is None
+        assert SPOKEN in prompt and prompt.count("[frame at ") == n
+        session.close()
+    assert seen[1][0] < seen[2][0] < seen[4][0]
+    assert seen[1][1] == seen[2][1] == seen[4][1]  # fixed tokens per frame, learned
+
+
+def test_chat_video_frames_over_context_fall_back_to_captions(cli, tmp_path, tiny_vlm_manifest,
+                                                             clips):
+    big = vlm_manifest(tmp_path, tiny_vlm_manifest, 400)  # 4 frames > n_ctx 1024
+    r = cli("--models", str(big), "chat", "--model", "tiny-vlm", "What is said?",
+            "-a", str(clips["talk"]), "--max-tokens", "4", "-f", "json")
+    assert r.exit_code == 0, r.stderr
+    assert "talk.mp4: 4 frames as images need" in r.stderr
+    assert "the frames enter as captions" in r.stderr
     (att,) = json.loads(r.stdout)["attachments"]
-    assert att["by"] == "tiny-vlm" and "(no sound track)" in att["text"]
+    assert (att["used_as"], att["frames"]) == ("described", None)
+    assert att["by"] == "tiny-vlm and tiny.en-bundled (sound track)"
+    assert att["text"].splitlines()[-1] == f"[0.0-2.4s] speech: {SPOKEN}"
+
+
+def test_chat_video_bad_clips(cli, tiny_vlm_manifest, clips):
     r = cli("--models", str(tiny_vlm_manifest), "chat", "hi", "-a", str(clips["truncated"]))
     assert r.exit_code == 1 and "truncated.mp4: not a decodable video file" in r.stderr
     r = cli("--models", str(tiny_vlm_manifest), "chat", "What is said?", "-a",

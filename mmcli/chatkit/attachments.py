@@ -12,6 +12,7 @@ import base64
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mmcli.errors import InputError
 from mmcli.inputs import EXTENSIONS, InputItem, sniff
@@ -31,6 +32,8 @@ class Attachment:
         sha256: hex digest of ``data``.
         used_as / by / text / cached: filled when the attachment is resolved for a model
             (see ``mmcli.chatkit.records.AttachmentInfo``).
+        frames: a native video's sampled frames, ``(seconds, PNG bytes)`` each; ``text`` then
+            holds its timed transcript notes.
     """
 
     path: str
@@ -41,6 +44,7 @@ class Attachment:
     by: str | None = None
     text: str | None = None
     cached: bool = False
+    frames: list[tuple[float, bytes]] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         if not self.sha256:
@@ -53,8 +57,32 @@ class Attachment:
 
     def data_url(self) -> str:
         """A ``data:`` URL of an image, for native vision input."""
-        mime = MIME.get(self.data[:2], "image/png")
-        return f"data:{mime};base64,{base64.b64encode(self.data).decode('ascii')}"
+        return data_url(self.data)
+
+    def image_count(self) -> int:
+        """Images this attachment puts in the prompt (a native video: one per frame)."""
+        if self.used_as != "native":
+            return 0
+        return len(self.frames) if self.kind == "video" else 1
+
+    def image_parts(self, for_count: bool = False) -> list[dict[str, Any]]:
+        """The content parts of a native attachment: the image, or each video frame after a
+        label with its time, then the clip's timed transcript notes. ``for_count`` puts a
+        text placeholder where each image goes (a text-only tokenizer counts the rest)."""
+        def image(data: bytes) -> dict[str, Any]:
+            if for_count:
+                return {"type": "text", "text": "<image>"}
+            return {"type": "image_url", "image_url": {"url": data_url(data)}}
+
+        if self.used_as != "native":
+            return []
+        if self.kind != "video":
+            return [image(self.data)]
+        parts: list[dict[str, Any]] = []
+        for i, (t, png) in enumerate(self.frames):
+            head = f"[video {self.name}: {len(self.frames)} frames]\n" if i == 0 else "\n"
+            parts += [{"type": "text", "text": f"{head}[frame at {t:.1f}s]\n"}, image(png)]
+        return [*parts, {"type": "text", "text": f"\n{self.text or ''}\n"}]
 
     def prompt_text(self) -> str:
         """The labelled block this attachment contributes to the prompt (empty when native)."""
@@ -67,6 +95,12 @@ class Attachment:
         if self.used_as == "transcribed":
             return f"[audio {self.name}, transcribed by {self.by}]: {self.text}"
         return f"[file {self.name}]\n{self.text}\n[end of {self.name}]"
+
+
+def data_url(data: bytes) -> str:
+    """A ``data:`` URL of image bytes (the MIME type sniffed from the first bytes)."""
+    mime = MIME.get(data[:2], "image/png")
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def detect_kind(name: str, data: bytes) -> str:

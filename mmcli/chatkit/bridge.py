@@ -1,6 +1,8 @@
 """Modality bridging: images a chat model cannot see are captioned, audio is transcribed, a
 video becomes timed notes (each sampled frame captioned - by the chat model itself when it sees
-images - and the sound track's timed transcript).
+images - and the sound track's timed transcript). For a chat model that sees images a video
+enters natively instead: its sampled frames as images (``Bridge.frames``) plus the timed
+transcript; the session falls back to the notes when the frames do not fit the context.
 
 Both go through the library API (``mmcli.api.run``), i.e. the same task modules, models and
 errors as ``mmcli caption`` / ``mmcli transcribe``. Results are cached per (task, sha256) for
@@ -17,6 +19,8 @@ from mmcli.settings import Settings
 
 TASK_OF = {"image": "caption", "audio": "transcribe", "video": "caption"}
 USED_AS = {"caption": "described", "transcribe": "transcribed"}
+VIDEO_FPS = 1.0  # frames a chat model sees natively: one per second of clip ...
+VIDEO_FRAMES = 4  # ... at most this many (each costs the model's image tokens)
 
 
 class Bridge:
@@ -27,10 +31,19 @@ class Bridge:
         self.settings = settings
         self.models = {"caption": caption_model, "transcribe": transcribe_model}
         self.cache: dict[tuple[str, str], tuple[str, str]] = {}
+        self.clips: dict[tuple[str, int], tuple[list[tuple[float, bytes]], str | None, str]] = {}
 
-    def prepare(self, att: Attachment, *, chat_model: str, has_vision: bool) -> None:
+    def prepare(self, att: Attachment, *, chat_model: str, has_vision: bool,
+                frames: int = 0) -> None:
         """Decide how ``att`` enters the prompt for this chat model, bridging when needed.
 
+        Args:
+            att: the attachment (its ``used_as``/``by``/``text``/``frames`` are set).
+            chat_model: the chat model's name (for messages; the frame captioner when it sees
+                images and no --caption-model is given).
+            has_vision: the chat model takes images.
+            frames: for a video and a model that sees images, at most this many sampled
+                frames enter natively (0: the video enters as timed captions).
         Raises:
             InputError: the bridge model failed on this file.
             ModelUnavailableError / NotAvailableError: no bridge model can be used.
@@ -40,6 +53,10 @@ class Bridge:
         if att.kind == "image" and has_vision:
             att.used_as, att.by, att.text, att.cached = "native", None, None, False
             return
+        att.frames = []
+        if att.kind == "video" and has_vision and frames > 0:
+            self._native_video(att, chat_model, frames)
+            return
         task = TASK_OF[att.kind]
         key = (task, att.sha256)
         att.cached = key in self.cache
@@ -48,6 +65,49 @@ class Bridge:
                                else self._run(task, att, chat_model))
         att.by, att.text = self.cache[key]
         att.used_as = USED_AS[task]
+
+    def _native_video(self, att: Attachment, chat_model: str, limit: int) -> None:
+        """Sample up to ``limit`` frames (PNG, cached per hash) and transcribe the sound
+        track; the attachment enters natively, its text the timed transcript notes."""
+        key = (att.sha256, limit)
+        att.cached = key in self.clips
+        if not att.cached:
+            self.clips[key] = self.frames(att, chat_model, limit)
+        att.frames, att.by, att.text = self.clips[key]
+        att.used_as = "native"
+
+    def frames(self, att: Attachment, chat_model: str,
+               limit: int) -> tuple[list[tuple[float, bytes]], str | None, str]:
+        """A clip for a model that sees images: ``(frames as (seconds, PNG bytes), the
+        transcribe model or None, timed notes without frame captions)``.
+
+        Raises:
+            InputError: not a readable video, no decodable frame, the transcribe model failed.
+        """
+        from mmcli.backends import frames as sampler
+        from mmcli.images import DEFAULT_MAX_SIDE
+        from mmcli.tasks.video import Evidence, Line, Transcript
+
+        try:
+            info = sampler.probe(att.data)
+            if not info.has_video:
+                raise sampler.no_video(info.has_audio)
+            sampled = [(f.t, _png(f.picture)) for f in sampler.sample(
+                att.data, fps=VIDEO_FPS, max_frames=limit, max_side=DEFAULT_MAX_SIDE,
+                name=att.name)]
+        except InputError as exc:
+            raise InputError(f"{att.name}: {exc.message}", hint=exc.hint) from None
+        if not sampled:
+            raise InputError(f"{att.name}: no frame of the clip could be decoded")
+        by, heard = None, None
+        if info.has_audio:
+            record = self._run("transcribe", att, chat_model, whole=True)
+            by = f"{record.model.name if record.model else self.models['transcribe']}" \
+                 " (sound track)"
+            heard = Transcript(record.transcript.strip(),
+                               [Line(s.start, s.end, s.text.strip()) for s in record.segments])
+        notes = Evidence(info.duration_s, [], [], "", heard, {}).notes()
+        return sampled, by, notes
 
     def remember(self, kind: str, sha256: str, by: str, text: str) -> None:
         """Seed the cache (a loaded transcript brings its bridged texts back)."""
@@ -67,7 +127,7 @@ class Bridge:
         return by, record.notes
 
     def _run(self, task: str, att: Attachment, chat_model: str, *, model: str | None = None,
-             **options: Any) -> Any:
+             whole: bool = False, **options: Any) -> Any:
         from mmcli import api
 
         why = ("video clips are described before they enter the chat" if att.kind == "video"
@@ -92,7 +152,19 @@ class Bridge:
         record = records[0]
         if record.error is not None:
             raise InputError(f"{att.name}: {task} failed: {record.error.message}")
-        if options:
+        if options or whole:
             return record
         by = record.model.name if record.model is not None else str(self.models[task])
         return by, record.text().strip()
+
+
+def _png(picture: Any) -> bytes:
+    """PNG bytes of an ``mmcli.images.Picture`` (lossless: the model sees the sampled pixels)."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.frombytes("RGB", (picture.width, picture.height), picture.rgb).save(
+        out, format="PNG", compress_level=1)
+    return out.getvalue()

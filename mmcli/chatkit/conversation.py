@@ -37,20 +37,20 @@ class Turn:
     def user_content(self, for_count: bool = False) -> str | list[dict[str, Any]]:
         """The user message content: labelled attachment blocks, then the text.
 
-        Native images make it a list of parts (image parts first); ``for_count`` swaps them for
-        a text placeholder so a text-only tokenizer can count the rest.
+        Native images make it a list of parts (image parts first; a native video adds a time
+        label before each frame and its timed transcript after them); ``for_count`` swaps
+        images for a text placeholder so a text-only tokenizer can count the rest.
         """
         blocks = [a.prompt_text() for a in self.attachments if a.used_as != "native"]
         text = "\n\n".join([*blocks, self.user]) if blocks else self.user
-        images = [a for a in self.attachments if a.used_as == "native"]
-        if not images:
+        parts = [p for a in self.attachments for p in a.image_parts(for_count)]
+        if not parts:
             return text
-        parts: list[dict[str, Any]]
-        if for_count:
-            parts = [{"type": "text", "text": "<image>"} for _ in images]
-        else:
-            parts = [{"type": "image_url", "image_url": {"url": a.data_url()}} for a in images]
         return [*parts, {"type": "text", "text": text}]
+
+    def image_count(self) -> int:
+        """Images this turn puts in the prompt (native images, native video frames)."""
+        return sum(a.image_count() for a in self.attachments)
 
 
 @dataclass
@@ -75,12 +75,19 @@ class Conversation:
         return out
 
     def image_count(self) -> int:
-        """Native images in the history (each costs image tokens on top of the text)."""
-        return sum(a.used_as == "native" for t in self.turns for a in t.attachments)
+        """Native images in the history, video frames included (each costs image tokens on
+        top of the text)."""
+        return sum(t.image_count() for t in self.turns)
+
+
+def cost(conv: Conversation, count: Callable[[list[Message]], int],
+         image_tokens: int = IMAGE_TOKENS) -> int:
+    """Estimated prompt tokens: the text (images as placeholders) + ``image_tokens`` each."""
+    return count(conv.messages(for_count=True)) + image_tokens * conv.image_count()
 
 
 def fit(conv: Conversation, count: Callable[[list[Message]], int], n_ctx: int,
-        reserve: int) -> tuple[int, int]:
+        reserve: int, image_tokens: int = IMAGE_TOKENS) -> tuple[int, int]:
     """Drop the oldest turns until the prompt + ``reserve`` reply tokens fit ``n_ctx``.
 
     Args:
@@ -88,6 +95,7 @@ def fit(conv: Conversation, count: Callable[[list[Message]], int], n_ctx: int,
         count: messages -> prompt tokens (text-only messages).
         n_ctx: the model's context size.
         reserve: tokens kept free for the reply.
+        image_tokens: estimated tokens of one image (the session learns the model's own).
     Returns:
         ``(tokens, dropped)``: the estimated prompt tokens and how many turns were dropped.
     Raises:
@@ -95,7 +103,7 @@ def fit(conv: Conversation, count: Callable[[list[Message]], int], n_ctx: int,
     """
     dropped = 0
     while True:
-        tokens = count(conv.messages(for_count=True)) + IMAGE_TOKENS * conv.image_count()
+        tokens = cost(conv, count, image_tokens)
         if tokens + reserve <= n_ctx:
             return tokens, dropped
         if len(conv.turns) <= 1:

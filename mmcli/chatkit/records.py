@@ -25,6 +25,8 @@ class Options:
         caption_model: model describing images for a chat model that cannot see them.
         transcribe_model: model transcribing audio attachments.
         max_text_kb: size cap of one text attachment, in KB.
+        max_frames: most frames of a video attachment a chat model that sees images gets as
+            images (0: videos always enter as timed captions).
     """
 
     prompt: str = "Describe this."
@@ -35,6 +37,7 @@ class Options:
     caption_model: str | None = None
     transcribe_model: str | None = None
     max_text_kb: int = 256
+    max_frames: int = 4
 
 
 @dataclass
@@ -51,14 +54,17 @@ class AttachmentInfo:
 
     Attributes:
         path: as given (``-`` for stdin).
-        kind: ``image`` | ``audio`` | ``text``.
+        kind: ``image`` | ``audio`` | ``video`` | ``text``.
         sha256: of the file's bytes.
         bytes: file size.
-        used_as: ``native`` (the model saw it), ``described`` (caption), ``transcribed``,
+        used_as: ``native`` (the model saw it; a video's sampled frames as images),
+            ``described`` (caption; a video's timed frame captions), ``transcribed``,
             ``inlined`` (text file).
-        by: the model that described or transcribed it.
-        text: what entered the prompt for bridged attachments (description, transcript).
-        cached: the bridged text came from this session's per-hash cache.
+        by: the model that described or transcribed it (a native video: its sound track's).
+        text: what entered the prompt for bridged attachments (description, transcript) and
+            native videos (the timed transcript notes that follow the frames).
+        cached: the bridged text (or a native video's frames) came from this session's cache.
+        frames: how many frames of a native video entered as images (None otherwise).
     """
 
     path: str
@@ -69,6 +75,7 @@ class AttachmentInfo:
     by: str | None = None
     text: str | None = None
     cached: bool = False
+    frames: int | None = None
 
 
 @dataclass

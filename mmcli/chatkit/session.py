@@ -14,8 +14,17 @@ from typing import Any
 from mmcli import console, engines
 from mmcli.chatkit.attachments import Attachment
 from mmcli.chatkit.bridge import Bridge
-from mmcli.chatkit.conversation import Conversation, Message, PrefixCheck, Turn, fit
+from mmcli.chatkit.conversation import (
+    IMAGE_TOKENS,
+    Conversation,
+    Message,
+    PrefixCheck,
+    Turn,
+    cost,
+    fit,
+)
 from mmcli.chatkit.records import AttachmentInfo, ChatRecord, Options, Usage
+from mmcli.errors import InputError
 from mmcli.events import ChatDone, TextDelta
 from mmcli.records import ResolvedModel, Timings
 from mmcli.settings import Settings
@@ -43,6 +52,9 @@ class ChatSession:
         self._load_s = 0.0
         self._ids: list[int] = []
         self._warned_prefix = False
+        # Tokens of one image: the manifest's ``image_tokens`` option or a rough guess, then
+        # learned from the engine's real prompt count after each turn with images.
+        self.image_tokens = int(model.options.get("image_tokens") or IMAGE_TOKENS)
 
     @property
     def engine(self) -> Any:
@@ -68,10 +80,10 @@ class ChatSession:
         self.model = model
         self.conv.default_system = model.options.get("system")
         self.prefix.invalidate()
-        has_vision = bool(getattr(self.engine, "has_vision", False))
+        self.image_tokens = int(model.options.get("image_tokens") or IMAGE_TOKENS)
         for turn in self.conv.turns:
             for att in turn.attachments:
-                self.bridge.prepare(att, chat_model=model.name, has_vision=has_vision)
+                self._prepare(att)
 
     def set_system(self, text: str | None) -> None:
         """Replace the system prompt (the next turn re-evaluates the history)."""
@@ -98,16 +110,15 @@ class ChatSession:
             InputError: an attachment or the message cannot be used (the turn is not added).
             ModelUnavailableError / NotAvailableError: a bridge model is missing.
         """
-        engine = self.engine
         attachments = list(attachments or [])
         start = time.perf_counter()
         for att in attachments:
-            self.bridge.prepare(att, chat_model=self.model.name,
-                                has_vision=bool(getattr(engine, "has_vision", False)))
-        attach_s = time.perf_counter() - start
+            self._prepare(att)
         turn = Turn(text, attachments)
         self.conv.turns.append(turn)
         try:
+            self._frames_fit(turn)
+            attach_s = time.perf_counter() - start
             dropped, reused = self._fit()
         except BaseException:
             self.conv.turns.pop()
@@ -115,9 +126,7 @@ class ChatSession:
         pieces: list[str] = []
         done: ChatDone | None = None
         try:
-            for event in engine.chat(self.conv.messages(), max_tokens=self.options.max_tokens,
-                                     temperature=self.options.temperature,
-                                     seed=self.options.seed, should_stop=should_stop):
+            for event in self._chat(turn, should_stop):
                 if isinstance(event, ChatDone):
                     done = event
                 elif isinstance(event, TextDelta):
@@ -133,14 +142,74 @@ class ChatSession:
                 self.conv.turns.remove(turn)
             raise
         turn.reply = "".join(pieces)
+        self._learn(done)
         self.turns_sent += 1
         stopped = should_stop is not None and should_stop()
         yield self._record(turn, done, attach_s, dropped, reused, stopped)
 
+    def _prepare(self, att: Attachment, frames: int | None = None) -> None:
+        """How ``att`` enters this model's prompt (a video: up to ``frames`` native frames,
+        by default ``Options.max_frames``)."""
+        self.bridge.prepare(att, chat_model=self.model.name,
+                            has_vision=bool(getattr(self.engine, "has_vision", False)),
+                            frames=self.options.max_frames if frames is None else frames)
+
+    def _frames_fit(self, turn: Turn) -> None:
+        """A native video whose frames do not fit the context even alone (system prompt + this
+        turn + the reply's reserve) enters as timed captions instead, with a notice."""
+        videos = [a for a in turn.attachments if a.kind == "video" and a.frames]
+        if not videos:
+            return
+        alone = Conversation(self.conv.system, [turn], self.conv.default_system)
+        tokens = cost(alone, self._count, self.image_tokens)
+        reserve = min(self.options.max_tokens, self.n_ctx // 2)
+        if tokens + reserve > self.n_ctx:
+            self._to_captions(videos, f"~{tokens} tokens with the reply's {reserve}")
+
+    def _to_captions(self, videos: list[Attachment], why: str) -> None:
+        for att in videos:
+            self.notice(f"{att.name}: {len(att.frames)} frames as images need {why}, more than "
+                        f"the context holds ({self.n_ctx}): the frames enter as captions")
+            self._prepare(att, frames=0)
+        self.prefix.invalidate()
+
+    def _chat(self, turn: Turn, should_stop: Callable[[], bool] | None,
+              ) -> Iterator[ChatDone | TextDelta | Any]:
+        """The engine's reply events; when the engine's exact count finds that a native
+        video's frames do not fit (before any reply text), once more with captions."""
+        def call() -> Iterator[Any]:
+            return iter(self.engine.chat(
+                self.conv.messages(), max_tokens=self.options.max_tokens,
+                temperature=self.options.temperature, seed=self.options.seed,
+                should_stop=should_stop))
+
+        events = call()
+        try:
+            first = next(events, None)
+        except InputError as exc:
+            videos = [a for a in turn.attachments if a.kind == "video" and a.frames]
+            if not videos or "context" not in exc.message:
+                raise
+            self._to_captions(videos, f"more tokens ({exc.message})")
+            self._fit()
+            events = call()
+            first = next(events, None)
+        if first is not None:
+            yield first
+            yield from events
+
+    def _learn(self, done: ChatDone | None) -> None:
+        """Take the model's real image cost from a turn with images: the engine's prompt
+        count minus the text-only count (whose placeholders the estimate then absorbs)."""
+        images = self.conv.image_count()
+        if done is None or not images or not self._ids:
+            return
+        self.image_tokens = max(1, (done.prompt_tokens - len(self._ids)) // images)
+
     def _fit(self) -> tuple[int, bool | None]:
         """Fit the history into n_ctx and check KV-prefix stability; (dropped, reused)."""
         reserve = min(self.options.max_tokens, self.n_ctx // 2)
-        _, dropped = fit(self.conv, self._count, self.n_ctx, reserve)
+        _, dropped = fit(self.conv, self._count, self.n_ctx, reserve, self.image_tokens)
         if dropped:
             self.notice(f"context full ({self.n_ctx} tokens): dropped the oldest "
                         f"{dropped} turn{'s' if dropped > 1 else ''} (system prompt kept)")
@@ -178,5 +247,6 @@ def info(att: Attachment) -> AttachmentInfo:
     """The record view of an attachment."""
     return AttachmentInfo(path=att.path, kind=att.kind, sha256=att.sha256, bytes=len(att.data),
                           used_as=att.used_as, by=att.by,
-                          text=att.text if att.used_as in ("described", "transcribed") else None,
-                          cached=att.cached)
+                          text=att.text if att.used_as in ("described", "transcribed") or
+                          att.frames else None,
+                          cached=att.cached, frames=len(att.frames) if att.frames else None)
