@@ -117,8 +117,69 @@ def outline(mask: np.ndarray) -> np.ndarray:
     return np.asarray(mask, dtype=bool) & ~inner
 
 
-def overlay_png(image: np.ndarray, masks: Sequence[np.ndarray], alpha: float = 0.45) -> bytes:
-    """The image with each mask tinted in its own colour and outlined, as PNG bytes.
+def crop_box(bbox: Sequence[int], width: int, height: int,
+             margin: float = 0.25) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)``: a mask's box ``(x, y, w, h)`` grown by ``margin`` of its longer
+    side (at least 8 pixels) for context, clipped to the image."""
+    x, y, bw, bh = bbox
+    grow = max(8, round(margin * max(bw, bh)))
+    return (max(0, x - grow), max(0, y - grow), min(width, x + bw + grow),
+            min(height, y + bh + grow))
+
+
+def marked_crop(image: np.ndarray, mask: np.ndarray, bbox: Sequence[int], style: str,
+                min_side: int, max_side: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The crop around a mask with the mask marked: ``outline`` (red, thicker on larger
+    crops) or ``dim`` (the rest darkened); upscaled to ``min_side`` on its long side (a few
+    VLM patches cannot show a small object), downsized to ``max_side`` (0 = never).
+
+    Returns:
+        ``(RGB uint8 array, (x0, y0, x1, y1) of the crop in ``image``)``.
+    """
+    from PIL import Image
+
+    x0, y0, x1, y1 = crop_box(bbox, image.shape[1], image.shape[0])
+    long_side = max(x1 - x0, y1 - y0)
+    scale = max(1.0, min_side / long_side)
+    if max_side and long_side * scale > max_side:
+        scale = max_side / long_side
+    size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
+    pixels = Image.fromarray(np.ascontiguousarray(image[y0:y1, x0:x1]))
+    out = np.asarray(pixels.resize(size, Image.Resampling.BICUBIC), dtype=np.float32).copy()
+    inside = Image.fromarray(np.asarray(mask[y0:y1, x0:x1], dtype=np.uint8) * 255)
+    m = np.asarray(inside.resize(size, Image.Resampling.NEAREST)) > 127
+    if style == "dim":
+        out[~m] = out[~m] * 0.3 + 20
+    else:
+        edge = outline(m)
+        for _ in range(max(1, round(max(size) / 150)) - 1):
+            edge |= outline(m & ~edge)
+        out[edge] = (255, 0, 0)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8), (x0, y0, x1, y1)
+
+
+def _draw_labels(im: object, masks: Sequence[np.ndarray], labels: Sequence[str | None],
+                 colours: Sequence[tuple[int, int, int]]) -> None:
+    """Each label on a dark box at its mask's centre (clamped inside the picture)."""
+    from PIL import ImageDraw
+
+    draw = ImageDraw.Draw(im)  # type: ignore[arg-type]
+    for m, text, colour in zip(masks, labels, colours):
+        ys, xs = np.nonzero(m)
+        if not text or not len(xs):
+            continue
+        left, top, right, bottom = draw.textbbox((0, 0), text)
+        w, h = right - left + 6, bottom - top + 4
+        x = int(min(max(0, xs.mean() - w / 2), m.shape[1] - w))
+        y = int(min(max(0, ys.mean() - h / 2), m.shape[0] - h))
+        draw.rectangle((x, y, x + w, y + h), fill=(0, 0, 0), outline=colour)
+        draw.text((x + 3 - left, y + 2 - top), text, fill=(255, 255, 255))
+
+
+def overlay_png(image: np.ndarray, masks: Sequence[np.ndarray], alpha: float = 0.45,
+                labels: Sequence[str | None] | None = None) -> bytes:
+    """The image with each mask tinted in its own colour and outlined, as PNG bytes; with
+    ``labels``, each mask's name written at its centre.
 
     Larger masks are painted first so small ones on top stay visible.
     """
@@ -135,6 +196,9 @@ def overlay_png(image: np.ndarray, masks: Sequence[np.ndarray], alpha: float = 0
         if min(m.shape) > 200:  # a 2-pixel outline reads better on large pictures
             edge |= outline(m & ~edge)
         out[edge] = colour
+    im = Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8), "RGB")
+    if labels:
+        _draw_labels(im, masks, labels, colours)
     buf = io.BytesIO()
-    Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8), "RGB").save(buf, format="PNG")
+    im.save(buf, format="PNG")
     return buf.getvalue()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mmcli.backends.sam import SamEngine
-from mmcli.tasks import region
+from mmcli.tasks import vision
 from mmcli.tasks.vision import Session
 from tests.segment_fixtures import MANIFEST, pictures, sam_dir  # noqa: F401 - fixtures
 from tests.vision_fixtures import tiny_vlm_dir, tiny_vlm_manifest  # noqa: F401 - fixtures
@@ -51,6 +51,8 @@ def test_region_is_segments_mask_and_regions_differ(cli, both, pictures):
     assert recs[0]["caption"] != recs[1]["caption"]
     assert recs[0]["region"]["bbox"] != recs[1]["region"]["bbox"]
     assert "outlined in red" in recs[0]["prompt"]
+    assert {"segment_encode_s", "encode_s"} <= set(recs[0]["timings"])  # SAM's and the VLM's
+    assert "segment_encode_s" not in recs[1]["timings"]  # the image's work is counted once
     whole = run(cli, both, "caption", land)[0]
     assert whole["caption"] != recs[0]["caption"] and "region" not in whole
     again = run(cli, both, "caption", land, "--point", "320,240", "--point", "100,400")
@@ -69,7 +71,7 @@ def test_crop_pixels_sent_to_the_vlm(cli, both, pictures, monkeypatch):
     recs = run(cli, both, "caption", str(pictures["small"]), "--box", "70,30,130,90",
                "--region-style", "dim")
     (pic,) = seen
-    assert max(pic.width, pic.height) >= region.MIN_SIDE  # a small region is upscaled
+    assert max(pic.width, pic.height) >= vision.MIN_SIDE  # a small region is upscaled
     assert (pic.width, pic.height) == (recs[0]["width"], recs[0]["height"])
     x0, y0, x1, y1 = recs[0]["crop"]
     assert pic.original_size == (x1 - x0, y1 - y0)
@@ -130,3 +132,37 @@ def test_vqa_together_refuses_regions(cli, both, pictures):
     r = cli("--models", str(both), "vqa", str(pictures["land"]), str(pictures["small"]),
             "--together", "--point", "5,5", "-q", "Which?")
     assert r.exit_code == 2 and "--together" in r.stderr
+
+
+def test_segment_label_names_every_mask(cli, both, pictures, tmp_path):
+    land = str(pictures["land"])
+    auto = ["--models", str(both), "segment", land, "--auto", "--points-per-side", "4",
+            "--label", "-f", "json"]
+    r = cli(*auto)
+    assert r.exit_code == 0, r.stderr
+    rec = json.loads(r.stdout)
+    assert rec["masks"] and all(m["label"] for m in rec["masks"]), rec["masks"]
+    assert {"label_s", "label_load_s"} <= set(rec["timings"])
+    assert json.loads(cli(*auto).stdout)["masks"] == rec["masks"]  # deterministic
+    plain = json.loads(cli("--models", str(both), "segment", land, "--point", "320,240",
+                           "-f", "json").stdout)
+    assert plain["masks"][0]["label"] is None
+    clicked = cli("--models", str(both), "segment", land, "--point", "320,240", "--label")
+    assert clicked.exit_code == 0 and ": area " in clicked.stdout
+    for flag, out in (([], "plain"), (["--label"], "named")):
+        r = cli("--models", str(both), "segment", land, "--point", "320,240", "--overlay",
+                "--output-dir", str(tmp_path / out), *flag)
+        assert r.exit_code == 0, r.stderr
+    pngs = [(tmp_path / d / "land.png.overlay.png").read_bytes() for d in ("plain", "named")]
+    assert pngs[0] != pngs[1]  # the label is drawn
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--point", "5,5", "--label-model", "tiny-vlm"], "--label"),
+    (["--point", "5,5", "--label", "--label-model", "no-such-vlm"], "--label-model"),
+    (["--point", "5,5", "--label", "--label-model", "tiny-text"], "cannot do 'caption'"),
+])
+def test_segment_label_errors(cli, both, pictures, args, words):
+    r = cli("--models", str(both), "segment", str(pictures["land"]), *args)
+    assert r.exit_code == 2, (r.stdout, r.stderr)
+    assert words in r.stderr

@@ -60,6 +60,11 @@ def segment(
     min_area: Annotated[int, typer.Option(
         "--min-area", min=0, help="Drop --auto masks smaller than this many pixels.",
         rich_help_panel=PANEL)] = 0,
+    label: Annotated[bool, typer.Option(
+        "--label", help="Name every mask with a vision model (short noun phrase: JSON "
+        "`label`, drawn on the overlay).")] = False,
+    label_model: Annotated[Optional[str], typer.Option(
+        "--label-model", help="Vision model for --label (default: caption's).")] = None,
     overlay: Annotated[bool, typer.Option(
         "--overlay", help="Also write NAME.overlay.png (needs --output-dir).")] = False,
     embeddings_cache: Annotated[Optional[Path], typer.Option(
@@ -89,6 +94,7 @@ def segment(
         multimask=multimask, auto=auto, points_per_side=points_per_side,
         pred_iou_thresh=pred_iou_thresh, stability_thresh=stability_thresh,
         nms_thresh=nms_thresh, min_area=min_area, overlay=overlay, polygons=fmt == "polygon",
+        label=label, label_model=label_model,
         embeddings_cache=str(embeddings_cache) if embeddings_cache else None)
     common.run_batch(ctx, task="segment", inputs=inputs, model=model, fmt=fmt, output=output,
                      batch=batch, options=options, decoder=decoder)

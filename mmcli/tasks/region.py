@@ -21,18 +21,7 @@ from mmcli.inputs import InputItem
 from mmcli.records import ResolvedModel
 from mmcli.settings import Settings
 from mmcli.tasks import segment
-from mmcli.tasks.vision import VisionOptions
-
-STYLES = ("outline", "dim")
-LEAD = {
-    "outline": "This picture is a crop of a larger image; the region it is about is outlined "
-               "in red.",
-    "dim": "This picture is a crop of a larger image; the region it is about is shown bright "
-           "and everything else is dimmed.",
-}
-MARGIN = 0.25  # context around the mask's box, as a share of its longer side
-MIN_SIDE = 224  # smaller crops are upscaled: a few VLM patches cannot show an object
-OUTLINE = (255, 0, 0)
+from mmcli.tasks.vision import LEAD, STYLES, VisionOptions, marked
 
 
 @dataclass
@@ -114,7 +103,8 @@ class Segmenter:
 
     def regions(self, item: InputItem, max_side: int) -> tuple[list[Region], dict[str, float]]:
         """Every region of ``item`` with its crop; and timings (``segment_load_s``,
-        ``encode_s``, ``mask_s``, ``crop_s``).
+        ``segment_encode_s`` (SAM's encoder; the VLM's is ``encode_s``), ``segment_mask_s``,
+        ``crop_s``).
 
         Raises:
             UsageError: a point or box outside the image.
@@ -139,51 +129,8 @@ class Segmenter:
                 raise InputError(f"{item.display}: the region at {where} is empty (the segment "
                                  "model found no mask there)")
             array = f.mask if f.mask is not None else mk.decode_rle(f.rle)
-            picture, crop = view(image, array, f.bbox, self.options.region_style, max_side)
+            picture, crop = marked(image, array, f.bbox, self.options.region_style, max_side)
             out.append(Region(number, where, segment.mask_result(f), picture, crop))
         t3 = time.perf_counter()
-        return out, {"segment_load_s": load_s, "encode_s": t1 - t0, "mask_s": t2 - t1,
-                     "crop_s": t3 - t2}
-
-
-def crop_box(bbox: list[int], width: int, height: int) -> tuple[int, int, int, int]:
-    """``(x0, y0, x1, y1)``: the mask's box (x, y, w, h) plus ``MARGIN`` context, clipped."""
-    x, y, bw, bh = bbox
-    margin = max(8, round(MARGIN * max(bw, bh)))
-    return (max(0, x - margin), max(0, y - margin), min(width, x + bw + margin),
-            min(height, y + bh + margin))
-
-
-def view(image: Any, mask: Any, bbox: list[int], style: str,
-         max_side: int) -> tuple[Any, tuple[int, int, int, int]]:
-    """The crop around a mask with the region marked (``outline`` | ``dim``), upscaled to at
-    least ``MIN_SIDE`` on its long side and downsized to ``max_side`` (0 = never).
-
-    Returns:
-        ``(mmcli.images.Picture, (x0, y0, x1, y1) in original pixels)``.
-    """
-    import numpy as np
-    from PIL import Image
-
-    from mmcli import maskimage
-    from mmcli.images import Picture
-
-    x0, y0, x1, y1 = crop_box(bbox, image.shape[1], image.shape[0])
-    pixels, inside = image[y0:y1, x0:x1], np.asarray(mask[y0:y1, x0:x1], dtype=bool)
-    long_side = max(x1 - x0, y1 - y0)
-    scale = max(1.0, MIN_SIDE / long_side)
-    if max_side and long_side * scale > max_side:
-        scale = max_side / long_side
-    size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
-    pixels = np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BICUBIC))
-    inside = np.asarray(Image.fromarray(inside).resize(size, Image.Resampling.NEAREST), bool)
-    out = pixels.astype(np.float32)
-    if style == "dim":
-        out[~inside] = out[~inside] * 0.3 + 20
-    else:
-        edge = maskimage.outline(inside)
-        for _ in range(max(1, round(max(size) / 150)) - 1):  # thicker on larger crops
-            edge |= maskimage.outline(inside & ~edge)
-        out[edge] = OUTLINE
-    rgb = np.clip(out + 0.5, 0, 255).astype(np.uint8)
-    return Picture(size[0], size[1], rgb.tobytes(), (x1 - x0, y1 - y0)), (x0, y0, x1, y1)
+        return out, {"segment_load_s": load_s, "segment_encode_s": t1 - t0,
+                     "segment_mask_s": t2 - t1, "crop_s": t3 - t2}

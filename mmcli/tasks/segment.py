@@ -51,6 +51,8 @@ class Options(AutoSettings):
     auto: bool = False
     overlay: bool = False
     polygons: bool = False
+    label: bool = False  # name every mask with a vision model (mmcli.tasks.vision.Labeller)
+    label_model: str | None = None
     embeddings_cache: str | None = not_in_key()  # where, not what: outputs are the same
 
 
@@ -58,7 +60,8 @@ class Options(AutoSettings):
 class MaskResult:
     """One mask: COCO RLE ``segmentation`` (pycocotools' compressed string), ``bbox`` (x, y, w,
     h), ``area`` in pixels, the decoder's ``predicted_iou``, ``stability_score``, the
-    ``prompt`` that produced it (original pixels), and ``polygons`` with ``--format polygon``."""
+    ``prompt`` that produced it (original pixels), ``polygons`` with ``--format polygon``, and
+    ``label`` (a short noun phrase from the vision model) with ``--label``."""
 
     segmentation: dict[str, Any]
     bbox: list[int]
@@ -67,6 +70,7 @@ class MaskResult:
     stability_score: float
     prompt: dict[str, Any]
     polygons: list[dict[str, Any]] | None = None
+    label: str | None = None
 
 
 @dataclass
@@ -88,7 +92,8 @@ class SegmentRecord(Record):
         """``3 masks 640x488: area 9120 iou 0.95 stability 0.99 box 260,180,120,120; …``."""
         if self.error is not None:
             return f"error: {self.error.message}"
-        parts = [f"area {m.area} iou {m.predicted_iou:.2f} stability {m.stability_score:.2f} "
+        parts = [("" if m.label is None else f"{m.label}: ")
+                 + f"area {m.area} iou {m.predicted_iou:.2f} stability {m.stability_score:.2f} "
                  f"box {','.join(str(v) for v in m.bbox)}" for m in self.masks]
         head = f"{len(self.masks)} mask{'s' if len(self.masks) != 1 else ''} " \
                f"{self.width}x{self.height}"
@@ -109,6 +114,8 @@ def check(options: Options, fmt: str | None = None) -> None:
     if len(options.boxes) > 1 and (options.points or options.neg_points):
         raise UsageError("several --box prompts are separate objects and cannot share clicks",
                          hint="use one --box with --point/--neg-point, or boxes alone")
+    if options.label_model is not None and not options.label:
+        raise UsageError("--label-model names the masks; add --label")
     if options.points_per_side < 1:
         raise UsageError("--points-per-side must be at least 1")
     if options.points_per_batch < 1:  # a library option (no CLI flag): name the field
@@ -199,13 +206,20 @@ def mask_result(found: Any, polygons: list[dict[str, Any]] | None = None) -> Mas
 
 
 def _record(item: InputItem, model: ResolvedModel, device: str, image: Any, found: list[Any],
-            options: Options, cached: bool, timings: Timings) -> SegmentRecord:
+            options: Options, cached: bool, timings: Timings,
+            labeller: Any = None) -> SegmentRecord:
     from mmcli import maskimage
     from mmcli import masks as mk
 
     arrays = [f.mask if f.mask is not None else mk.decode_rle(f.rle) for f in found]
     results = [mask_result(f, maskimage.polygons(a) if options.polygons else None)
                for f, a in zip(found, arrays)]
+    if labeller is not None and results:
+        names, _, extra = labeller.labels(image, arrays, [m.bbox for m in results])
+        for result, name in zip(results, names):
+            result.label = name
+        timings.extra.update(extra)
+        timings.run_s += extra["label_s"]
     return SegmentRecord(input=item.display, task="segment", model=model.info, device=device,
                          timings=timings, width=int(image.shape[1]), height=int(image.shape[0]),
                          embedding="cached" if cached else "computed", masks=results,
@@ -246,7 +260,9 @@ class SegmentTask(Task[Options]):
         else:
             out = [(self.suffix(fmt), self.render(record, fmt))]
         if record.want_overlay and record.image is not None:
-            out.append((".overlay.png", maskimage.overlay_png(record.image, arrays)))
+            labels = [m.label for m in record.masks]
+            out.append((".overlay.png", maskimage.overlay_png(
+                record.image, arrays, labels=labels if any(labels) else None)))
         return out
 
     def check(self, fmt: str, options: Any, *, output_dir: bool) -> None:
@@ -259,6 +275,11 @@ class SegmentTask(Task[Options]):
         """``item -> Done(SegmentRecord)``; the engine loads on the first item."""
         check(options)
         warned: list[bool] = []
+        labeller = None
+        if options.label:
+            from mmcli.tasks.vision import Labeller
+
+            labeller = Labeller(options.label_model, settings)
 
         def process(item: InputItem) -> Iterator[TaskEvent]:
             engine: SegmentationEngine
@@ -275,7 +296,7 @@ class SegmentTask(Task[Options]):
             yield Done(_record(item, model, engine.device, image, found, options, cached,
                                Timings(load_s=load_s, run_s=t_end - start,
                                        extra={"encode_s": t_dec - t_enc,
-                                              "decode_s": t_end - t_dec})))
+                                              "decode_s": t_end - t_dec}), labeller))
 
         return process
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from mmcli import engines
 from mmcli.enginetypes import ChatEngine
-from mmcli.errors import UsageError
+from mmcli.errors import ModelUnavailableError, UsageError
 from mmcli.events import ChatDone, GenerationEvent, TextDelta
 from mmcli.inputs import InputItem
 from mmcli.records import Record, ResolvedModel, Timings
@@ -45,6 +45,19 @@ class VisionOptions:
     boxes: list[tuple[float, float, float, float]] = field(default_factory=list)
     segment_model: str | None = None
     region_style: str = "outline"  # outline | dim
+
+
+# A region shown to the VLM (caption/vqa --point, segment --label): how the crop marks it.
+STYLES = ("outline", "dim")
+LEAD = {
+    "outline": "This picture is a crop of a larger image; the region it is about is outlined "
+               "in red.",
+    "dim": "This picture is a crop of a larger image; the region it is about is shown bright "
+           "and everything else is dimmed.",
+}
+MIN_SIDE = 224  # smaller crops are upscaled to this long side
+LABEL_PROMPT = "Name the marked object in a short noun phrase (one to four words), nothing else."
+LABEL_BUDGET = 12
 
 
 @dataclass
@@ -142,3 +155,59 @@ def fill(record: VisionRecord, answer: Answer, prompt: str, picture: Any | None)
     record.finish_reason = answer.finish_reason
     if picture is not None:
         record.width, record.height = picture.width, picture.height
+
+
+def marked(image: Any, mask: Any, bbox: list[int], style: str,
+           max_side: int) -> tuple[Any, tuple[int, int, int, int]]:
+    """The VLM's view of one mask: ``(mmcli.images.Picture of the marked crop, (x0, y0, x1,
+    y1) of the crop in original pixels)`` (``mmcli.maskimage.marked_crop``)."""
+    from mmcli import maskimage
+    from mmcli.images import Picture
+
+    rgb, crop = maskimage.marked_crop(image, mask, bbox, style, MIN_SIDE, max_side)
+    size = (crop[2] - crop[0], crop[3] - crop[1])
+    return Picture(int(rgb.shape[1]), int(rgb.shape[0]), rgb.tobytes(), size), crop
+
+
+def short_label(text: str) -> str:
+    """A reply cut to a label: its first non-empty line, without quotes or a final full stop,
+    at most six words."""
+    line = next((ln for ln in text.splitlines() if ln.strip()), "")
+    words = line.strip().strip("\"'`*").rstrip(".").split()
+    return " ".join(words[:6])
+
+
+class Labeller:
+    """Names masks with a vision model (``segment --label``), loaded once on first use."""
+
+    def __init__(self, name: str | None, settings: Settings) -> None:
+        self.name, self.settings = name, settings
+        self.session: Session | None = None
+
+    def _session(self) -> Session:
+        from mmcli import manifest, resolve
+
+        if self.session is None:
+            try:
+                model = resolve.resolve(self.name, "caption",
+                                        manifest.load(self.settings.models_file), self.settings)
+            except (UsageError, ModelUnavailableError) as exc:
+                raise type(exc)(f"the label model (--label-model): {exc.message}",
+                                hint=exc.hint) from None
+            self.session = Session(model, self.settings, VisionOptions())
+        return self.session
+
+    def labels(self, image: Any, arrays: list[Any], bboxes: list[list[int]]
+               ) -> tuple[list[str], str, dict[str, float]]:
+        """A short noun phrase per mask; the model's name; ``label_load_s`` and ``label_s``."""
+        session = self._session()
+        engine, load_s = session.engine()
+        start = time.perf_counter()
+        out = []
+        for array, bbox in zip(arrays, bboxes):
+            picture, _ = marked(image, array, bbox, "outline", session.max_side)
+            answer = session.ask(engine, [picture], f"{LEAD['outline']} {LABEL_PROMPT}",
+                                 LABEL_BUDGET)
+            out.append(short_label(answer.text))
+        return out, session.model.name, {"label_load_s": load_s,
+                                         "label_s": time.perf_counter() - start}
