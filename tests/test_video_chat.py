@@ -41,8 +41,9 @@ def vlm16(tmp_path_factory, tiny_vlm_manifest) -> Path:
     return vlm_manifest(tmp_path_factory.mktemp("vlm16"), tiny_vlm_manifest, 16)
 
 
-def test_chat_video_vision_model_sees_frames(cli, vlm16, clips):
-    r = cli("--models", str(vlm16), "chat", "--model", "tiny-vlm", "What happens?",
+def test_chat_video_vision_model_sees_frames(cli, tiny_vlm_manifest, clips):
+    """No image_tokens option: the rough guess (4 x 256) says no, one frame measured says yes."""
+    r = cli("--models", str(tiny_vlm_manifest), "chat", "--model", "tiny-vlm", "What happens?",
             "-a", str(clips["talk"]), "--max-tokens", "8", "-f", "json")
     assert r.exit_code == 0, r.stderr
     rec = json.loads(r.stdout)
@@ -51,7 +52,7 @@ def test_chat_video_vision_model_sees_frames(cli, vlm16, clips):
     assert att["by"] == "tiny.en-bundled (sound track)"
     assert att["text"].splitlines() == ["Video clip, 4.0 seconds.",
                                         f"[0.0-2.4s] speech: {SPOKEN}"]
-    r2 = cli("--models", str(vlm16), "chat", "--model", "tiny-vlm", "What happens?",
+    r2 = cli("--models", str(tiny_vlm_manifest), "chat", "--model", "tiny-vlm", "What happens?",
              "-a", str(clips["silent"]), "--max-tokens", "8", "-f", "json")
     assert r2.exit_code == 0, r2.stderr
     rec2 = json.loads(r2.stdout)
@@ -118,3 +119,24 @@ def test_library_chat_over_a_folder_takes_videos(tiny_vlm_manifest, clips):
                            prompt="Describe.", max_tokens=4))
     assert len(records) == 1 and records[0].error is None
     assert records[0].attachments[0].kind == "video"  # type: ignore[attr-defined]
+
+
+def test_chat_video_frames_stay_in_history_and_survive_save_load(cli, vlm16, clips, tmp_path):
+    """Turn 2 carries turn 1's frames (prefix stable); after /save + /load the clip is sampled
+    again, so the next prompt is the same size as without the round trip."""
+    base = ["--models", str(vlm16), "chat", "--model", "tiny-vlm", "--script", "-",
+            "--max-tokens", "4", "-f", "jsonl"]
+    saved = tmp_path / "chat.json"
+    plain = cli(*base, input=f"/attach {clips['talk']}\nWhat happens?\nAnd then?\n")
+    assert plain.exit_code == 0, plain.stderr
+    recs = [json.loads(x) for x in plain.stdout.splitlines()]
+    assert [r["prefix_reused"] for r in recs] == [None, True]
+    assert recs[1]["usage"]["prompt_tokens"] > recs[0]["usage"]["prompt_tokens"]
+    again = cli(*base, input=f"/attach {clips['talk']}\nWhat happens?\n/save {saved}\n"
+                             f"/load {saved}\nAnd then?\n")
+    assert again.exit_code == 0, again.stderr
+    assert "changed or is gone" not in again.stderr
+    doc = json.loads(saved.read_text())
+    assert doc["turns"][0]["attachments"][0]["used_as"] == "native"
+    last = json.loads(again.stdout.splitlines()[-1])
+    assert last["usage"]["prompt_tokens"] == recs[1]["usage"]["prompt_tokens"]

@@ -176,6 +176,8 @@ def _load(d: ChatDriver, rest: str) -> None:
         for att in turn.attachments:
             if att.used_as in ("described", "transcribed") and att.by and att.text is not None:
                 d.session.bridge.remember(att.kind, att.sha256, att.by, att.text)
+            elif att.kind == "video" and att.used_as == "native":
+                d.session.prepare(att)  # the frames are not saved: sample the clip again
     for note in notes:
         d.printer.say(note)
     other = f" (saved with {model}; chatting with {d.session.model.name})" \

@@ -38,7 +38,8 @@ class ReplPrinter:
         """End the reply; show how attachments were used and the turn's numbers."""
         self.out.print()
         for a in record.attachments:
-            how = a.used_as + (f" by {a.by}" if a.by else "") + (" (cached)" if a.cached else "")
+            how = a.used_as + (f", {a.frames} frames" if a.frames else "") + \
+                (f" by {a.by}" if a.by else "") + (" (cached)" if a.cached else "")
             self.err.print(f"  [{a.kind} {a.path}: {how}]", style="dim", markup=False)
         extra = record.timings.extra
         stopped = " · stopped" if record.finish_reason == "interrupted" else ""

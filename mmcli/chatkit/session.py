@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from mmcli import console, engines
-from mmcli.chatkit.attachments import Attachment
+from mmcli.chatkit.attachments import Attachment, data_url
 from mmcli.chatkit.bridge import Bridge
 from mmcli.chatkit.conversation import (
     IMAGE_TOKENS,
@@ -55,6 +55,7 @@ class ChatSession:
         # Tokens of one image: the manifest's ``image_tokens`` option or a rough guess, then
         # learned from the engine's real prompt count after each turn with images.
         self.image_tokens = int(model.options.get("image_tokens") or IMAGE_TOKENS)
+        self.image_tokens_known = bool(model.options.get("image_tokens"))
 
     @property
     def engine(self) -> Any:
@@ -81,9 +82,10 @@ class ChatSession:
         self.conv.default_system = model.options.get("system")
         self.prefix.invalidate()
         self.image_tokens = int(model.options.get("image_tokens") or IMAGE_TOKENS)
+        self.image_tokens_known = bool(model.options.get("image_tokens"))
         for turn in self.conv.turns:
             for att in turn.attachments:
-                self._prepare(att)
+                self.prepare(att)
 
     def set_system(self, text: str | None) -> None:
         """Replace the system prompt (the next turn re-evaluates the history)."""
@@ -113,7 +115,7 @@ class ChatSession:
         attachments = list(attachments or [])
         start = time.perf_counter()
         for att in attachments:
-            self._prepare(att)
+            self.prepare(att)
         turn = Turn(text, attachments)
         self.conv.turns.append(turn)
         try:
@@ -147,9 +149,9 @@ class ChatSession:
         stopped = should_stop is not None and should_stop()
         yield self._record(turn, done, attach_s, dropped, reused, stopped)
 
-    def _prepare(self, att: Attachment, frames: int | None = None) -> None:
-        """How ``att`` enters this model's prompt (a video: up to ``frames`` native frames,
-        by default ``Options.max_frames``)."""
+    def prepare(self, att: Attachment, frames: int | None = None) -> None:
+        """Set how ``att`` enters this model's prompt (a video: up to ``frames`` native
+        frames, by default ``Options.max_frames``)."""
         self.bridge.prepare(att, chat_model=self.model.name,
                             has_vision=bool(getattr(self.engine, "has_vision", False)),
                             frames=self.options.max_frames if frames is None else frames)
@@ -161,16 +163,37 @@ class ChatSession:
         if not videos:
             return
         alone = Conversation(self.conv.system, [turn], self.conv.default_system)
-        tokens = cost(alone, self._count, self.image_tokens)
         reserve = min(self.options.max_tokens, self.n_ctx // 2)
+        tokens = cost(alone, self._count, self.image_tokens)
+        if tokens + reserve > self.n_ctx and not self.image_tokens_known:
+            try:  # the rough guess says no: ask the model what one frame really costs
+                self._measure(videos[0].frames[0][1])
+            except InputError:
+                pass  # not even one frame fits: the guess stands
+            tokens = cost(alone, self._count, self.image_tokens)
         if tokens + reserve > self.n_ctx:
             self._to_captions(videos, f"~{tokens} tokens with the reply's {reserve}")
+
+    def _measure(self, image: bytes) -> None:
+        """The model's tokens per image (sizes alike, e.g. one clip's frames), from one image
+        through the engine: its prompt count minus the text-only count with a placeholder."""
+        def message(part: dict[str, Any]) -> list[Message]:
+            return [{"role": "user", "content": [part, {"type": "text", "text": "."}]}]
+
+        text = len(self.engine.prompt_tokens(message({"type": "text", "text": "<image>"})))
+        url = {"type": "image_url", "image_url": {"url": data_url(image)}}
+        done = [e for e in self.engine.chat(message(url), max_tokens=1)
+                if isinstance(e, ChatDone)]
+        if done:
+            self.image_tokens = max(1, done[0].prompt_tokens - text)
+            self.image_tokens_known = True
+        self.prefix.invalidate()  # the engine's evaluated tokens are the probe's now
 
     def _to_captions(self, videos: list[Attachment], why: str) -> None:
         for att in videos:
             self.notice(f"{att.name}: {len(att.frames)} frames as images need {why}, more than "
                         f"the context holds ({self.n_ctx}): the frames enter as captions")
-            self._prepare(att, frames=0)
+            self.prepare(att, frames=0)
         self.prefix.invalidate()
 
     def _chat(self, turn: Turn, should_stop: Callable[[], bool] | None,
@@ -205,6 +228,7 @@ class ChatSession:
         if done is None or not images or not self._ids:
             return
         self.image_tokens = max(1, (done.prompt_tokens - len(self._ids)) // images)
+        self.image_tokens_known = True
 
     def _fit(self) -> tuple[int, bool | None]:
         """Fit the history into n_ctx and check KV-prefix stability; (dropped, reused)."""

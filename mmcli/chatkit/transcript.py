@@ -2,7 +2,8 @@
 
 Bridged and inlined attachments keep the text that entered the prompt, so a loaded transcript
 resumes without re-running caption/transcribe models (the bridge cache is seeded from it).
-Native images keep only path + sha256: on load the file is re-read and its hash checked.
+Native images and videos keep only path + sha256: on load the file is re-read and its hash
+checked (a native video's frames are sampled again).
 """
 
 from __future__ import annotations
@@ -70,8 +71,8 @@ def _restore(a: dict[str, Any], notes: list[str]) -> Attachment:
         p = Path(a["path"])
         data = p.read_bytes() if p.is_file() else b""
         if not data or Attachment(a["path"], a["kind"], data).sha256 != a["sha256"]:
-            notes.append(f"image {a['path']} changed or is gone; the model will be told so")
+            notes.append(f"{a['kind']} {a['path']} changed or is gone; the model will be told so")
             return Attachment(a["path"], a["kind"], b"", sha256=a["sha256"], used_as="missing",
-                              text="(the image is no longer available)")
+                              text=f"(the {a['kind']} is no longer available)")
     return Attachment(a["path"], a["kind"], data, sha256=a["sha256"], used_as=a["used_as"],
                       by=a.get("by"), text=a.get("text"))
