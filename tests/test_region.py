@@ -166,3 +166,29 @@ def test_segment_label_errors(cli, both, pictures, args, words):
     r = cli("--models", str(both), "segment", str(pictures["land"]), *args)
     assert r.exit_code == 2, (r.stdout, r.stderr)
     assert words in r.stderr
+
+
+def test_segment_model_missing_offline_is_exit_3(cli, tiny_vlm_manifest, pictures):
+    r = cli("--offline", "--models", str(tiny_vlm_manifest), "caption", str(pictures["small"]),
+            "--point", "5,5")
+    assert r.exit_code == 3, r.stderr
+    assert "--segment-model" in r.stderr and "mmcli models pull mobilesam" in r.stderr
+
+
+def test_empty_mask_is_an_input_error(cli, both, pictures, monkeypatch):
+    from mmcli.tasks import segment_core
+
+    real = segment_core.prompt_masks
+
+    def empty(*args, **kwargs):
+        found = real(*args, **kwargs)
+        for f in found:
+            f.mask = f.mask & False
+            f.area = 0
+        return found
+
+    monkeypatch.setattr(segment_core, "prompt_masks", empty)
+    r = cli("--models", str(both), "caption", str(pictures["small"]), "--point", "100,60",
+            "-f", "jsonl")
+    assert r.exit_code == 1
+    assert "region at 100,60 is empty" in json.loads(r.stdout)["error"]["message"]

@@ -174,6 +174,8 @@ class CaptionTask(Task[Options]):
         prompt, budget = prompt_for(options)
         session = Session(model, settings, options)
         segmenter = region.Segmenter(settings, options) if region.wanted(options) else None
+        if segmenter is not None:
+            segmenter.model()  # a missing segment model stops the run before the VLM loads
 
         def process(item: InputItem) -> Iterator[TaskEvent]:
             engine, load_s = session.engine()

@@ -174,6 +174,8 @@ class VqaTask(Task[Options]):
         """``item -> Done(VqaRecord) per question``; the model loads once, on the first item."""
         session = Session(model, settings, options)
         segmenter = region.Segmenter(settings, options) if region.wanted(options) else None
+        if segmenter is not None:
+            segmenter.model()  # a missing segment model stops the run before the VLM loads
 
         def process(item: InputItem) -> Iterator[TaskEvent]:
             parts = list(item.parts) or [item]
