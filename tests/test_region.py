@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mmcli.backends.sam import SamEngine
@@ -76,8 +77,18 @@ def test_crop_pixels_sent_to_the_vlm(cli, both, pictures, monkeypatch):
     x0, y0, x1, y1 = recs[0]["crop"]
     assert pic.original_size == (x1 - x0, y1 - y0)
     assert "dimmed" in recs[0]["prompt"]
-    outline = run(cli, both, "caption", str(pictures["small"]), "--box", "70,30,130,90")
-    assert outline[0]["caption"] != recs[0]["caption"] or outline[0]["prompt"] != recs[0]["prompt"]
+    seen.clear()
+    (rec,) = run(cli, both, "caption", str(pictures["land"]), "--point", "320,240")
+    (pic,) = seen
+    rgb = np.frombuffer(pic.rgb, np.uint8).reshape(pic.height, pic.width, 3)
+    ys, xs = np.nonzero(np.all(rgb == (255, 0, 0), axis=2))  # the outline drawn on the crop
+    x0, y0, x1, y1 = rec["crop"]
+    scale = pic.width / (x1 - x0)
+    bx, by, bw, bh = rec["region"]["bbox"]
+    got = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    want = ((bx - x0) * scale, (by - y0) * scale, (bx + bw - x0) * scale, (by + bh - y0) * scale)
+    assert all(abs(g - w) <= 2 * scale for g, w in zip(got, want)), (got, want)
+    assert 0 < want[0] and 0 < want[1] and want[2] < pic.width and want[3] < pic.height
 
 
 def test_vqa_about_regions(cli, both, pictures):
