@@ -154,10 +154,11 @@ def test_segment_label_names_every_mask(cli, both, pictures, tmp_path):
     rec = json.loads(r.stdout)
     assert rec["masks"] and all(m["label"] for m in rec["masks"]), rec["masks"]
     assert {"label_s", "label_load_s"} <= set(rec["timings"])
+    assert rec["label_model"] == "tiny-vlm"
     assert json.loads(cli(*auto).stdout)["masks"] == rec["masks"]  # deterministic
     plain = json.loads(cli("--models", str(both), "segment", land, "--point", "320,240",
                            "-f", "json").stdout)
-    assert plain["masks"][0]["label"] is None
+    assert plain["masks"][0]["label"] is None and plain["label_model"] is None
     clicked = cli("--models", str(both), "segment", land, "--point", "320,240", "--label")
     assert clicked.exit_code == 0 and ": area " in clicked.stdout
     for flag, out in (([], "plain"), (["--label"], "named")):

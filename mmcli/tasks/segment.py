@@ -77,13 +77,15 @@ class MaskResult:
 class SegmentRecord(Record):
     """Masks for one image, largest area first with ``--auto``, by prompt then score otherwise.
 
-    ``embedding`` says whether the encoder ran (``computed``) or came from ``--embeddings-cache``.
+    ``embedding`` says whether the encoder ran (``computed``) or came from ``--embeddings-cache``;
+    ``label_model`` names the vision model that wrote the masks' ``label`` (``--label``).
     """
 
     width: int = 0
     height: int = 0
     embedding: str = "computed"
     masks: list[MaskResult] = field(default_factory=list)
+    label_model: str | None = None
     arrays: Any = internal(None)  # boolean numpy masks, same order as ``masks``
     image: Any = internal(None)  # RGB uint8 array, kept for the overlay picture
     want_overlay: bool = internal(False)
@@ -214,8 +216,9 @@ def _record(item: InputItem, model: ResolvedModel, device: str, image: Any, foun
     arrays = [f.mask if f.mask is not None else mk.decode_rle(f.rle) for f in found]
     results = [mask_result(f, maskimage.polygons(a) if options.polygons else None)
                for f, a in zip(found, arrays)]
+    label_model = None
     if labeller is not None and results:
-        names, _, extra = labeller.labels(image, arrays, [m.bbox for m in results])
+        names, label_model, extra = labeller.labels(image, arrays, [m.bbox for m in results])
         for result, name in zip(results, names):
             result.label = name
         timings.extra.update(extra)
@@ -223,7 +226,8 @@ def _record(item: InputItem, model: ResolvedModel, device: str, image: Any, foun
     return SegmentRecord(input=item.display, task="segment", model=model.info, device=device,
                          timings=timings, width=int(image.shape[1]), height=int(image.shape[0]),
                          embedding="cached" if cached else "computed", masks=results,
-                         arrays=arrays, image=image if options.overlay else None,
+                         label_model=label_model, arrays=arrays,
+                         image=image if options.overlay else None,
                          want_overlay=options.overlay)
 
 
