@@ -4,7 +4,8 @@
 has_vision / close), yielding the real engine's events (``mmcli.events.TextDelta`` pieces, then
 one ``ChatDone``), with one token per byte of a ChatML-style template, so context fitting and
 KV-prefix checks are exact and fast. Options (manifest ``options``): ``n_ctx``, ``unstable``
-(a template that rewrites history each turn), ``delay`` (seconds per token).
+(a template that rewrites history each turn), ``delay`` (seconds per token), ``image_cost``
+(tokens each image adds to the count ``chat`` checks and reports, like a vision encoder's).
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class FakeChatEngine:
         self.has_vision = "mmproj" in model.files
         self.unstable = bool(model.options.get("unstable", False))
         self.delay = float(model.options.get("delay", 0.0))
+        self.image_cost = int(model.options.get("image_cost", 0))
         self.calls: list[list[dict[str, Any]]] = []
         self.closed = False
 
@@ -109,9 +111,12 @@ class FakeChatEngine:
 
         self.calls.append(messages)
         start = time.perf_counter()
-        n_prompt = len(self.prompt_tokens(messages))
+        images = sum(p["type"] == "image_url" for m in messages if isinstance(m["content"], list)
+                     for p in m["content"])
+        n_prompt = len(self.prompt_tokens(messages)) + self.image_cost * images
         if n_prompt > self.n_ctx:
-            raise InputError(f"prompt needs {n_prompt} tokens, n_ctx is {self.n_ctx}")
+            raise InputError(f"the prompt needs {n_prompt} tokens but the context holds "
+                             f"{self.n_ctx} (n_ctx)")
         last = messages[-1]["content"]
         if isinstance(last, list):
             images = sum(p["type"] == "image_url" for p in last)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.chat_fixtures import fake_chat  # noqa: F401 - pytest fixture
 from tests.videogen import SPOKEN, clips  # noqa: F401 - pytest fixture
 from tests.vision_fixtures import tiny_vlm_dir, tiny_vlm_manifest  # noqa: F401
 
@@ -140,3 +141,38 @@ def test_chat_video_frames_stay_in_history_and_survive_save_load(cli, vlm16, cli
     assert doc["turns"][0]["attachments"][0]["used_as"] == "native"
     last = json.loads(again.stdout.splitlines()[-1])
     assert last["usage"]["prompt_tokens"] == recs[1]["usage"]["prompt_tokens"]
+
+
+FAKE_EYES = """
+[models.fake-eyes]
+engine = "fake-llama"
+tasks = ["chat"]
+description = "fake chat engine that sees images, 300 tokens each, and guesses 1"
+license = "MIT"
+size_mb = 0
+path = "{dir}"
+files = {{ model = "chat.gguf", mmproj = "mmproj.gguf" }}
+options = {{ n_ctx = 1200, image_tokens = 1, image_cost = 300 }}
+"""
+
+
+def test_chat_video_engine_count_over_context_falls_back(cli, fake_chat, tiny_vlm_manifest,
+                                                         clips, tmp_path):
+    """The estimate says the frames fit, the engine's exact count says no: captions, once."""
+    from tests.chat_fixtures import FakeChatEngine
+
+    both = tmp_path / "both.toml"
+    both.write_text(tiny_vlm_manifest.read_text() +
+                    FAKE_EYES.format(dir=fake_chat.parent / "fake-chat-model"))
+    r = cli("--models", str(both), "chat", "--model", "fake-eyes", "What is said?",
+            "-a", str(clips["talk"]), "--caption-model", "tiny-vlm", "-f", "json")
+    assert r.exit_code == 0, r.stderr
+    assert "talk.mp4: 4 frames as images need more tokens (the prompt needs" in r.stderr
+    rec = json.loads(r.stdout)
+    (att,) = rec["attachments"]
+    assert (att["used_as"], att["frames"], att["by"]) == (
+        "described", None, "tiny-vlm and tiny.en-bundled (sound track)")
+    assert rec["reply"] == "echo: What is said?"
+    calls = FakeChatEngine.instances[-1].calls
+    assert len(calls) == 2 and isinstance(calls[1][-1]["content"], str)
+    assert SPOKEN in calls[1][-1]["content"]
