@@ -52,6 +52,7 @@ class ChatSession:
         self._load_s = 0.0
         self._ids: list[int] = []
         self._warned_prefix = False
+        self._fitted: tuple[int, bool | None] = (0, None)
         # Tokens of one image: the manifest's ``image_tokens`` option or a rough guess, then
         # learned from the engine's real prompt count after each turn with images.
         self.image_tokens = int(model.options.get("image_tokens") or IMAGE_TOKENS)
@@ -121,7 +122,7 @@ class ChatSession:
         try:
             self._frames_fit(turn)
             attach_s = time.perf_counter() - start
-            dropped, reused = self._fit()
+            self._fitted = self._fit()
         except BaseException:
             self.conv.turns.pop()
             raise
@@ -147,6 +148,7 @@ class ChatSession:
         self._learn(done)
         self.turns_sent += 1
         stopped = should_stop is not None and should_stop()
+        dropped, reused = self._fitted  # the last fit (a fallback to captions fits again)
         yield self._record(turn, done, attach_s, dropped, reused, stopped)
 
     def prepare(self, att: Attachment, frames: int | None = None) -> None:
@@ -214,7 +216,9 @@ class ChatSession:
             if not videos or "context" not in exc.message:
                 raise
             self._to_captions(videos, f"more tokens ({exc.message})")
-            self._fit()
+            dropped, _ = self._fitted
+            more, reused = self._fit()
+            self._fitted = (dropped + more, reused)
             events = call()
             first = next(events, None)
         if first is not None:
