@@ -204,3 +204,21 @@ def test_empty_mask_is_an_input_error(cli, both, pictures, monkeypatch):
             "-f", "jsonl")
     assert r.exit_code == 1
     assert "region at 100,60 is empty" in json.loads(r.stdout)["error"]["message"]
+
+
+def test_skip_existing_looks_at_the_region_sidecars(cli, both, pictures, tmp_path):
+    """A whole-image caption already in the folder must not make --skip-existing skip the
+    regions of that image (it looked for photo.png.txt instead of photo.png.r1.txt)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "land.png").write_bytes(pictures["land"].read_bytes())
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "land.png.txt").write_text("a whole-image caption from another run\n")
+    args = ["--models", str(both), "caption", str(folder), "--point", "150,200",
+            "--output-dir", str(out), "--max-tokens", "5", "--skip-existing", "--no-resume"]
+    r = cli(*args)
+    assert r.exit_code == 0, r.stderr
+    assert (out / "land.png.r1.txt").is_file()
+    again = cli(*args)
+    assert again.exit_code == 0 and "1 skipped" in again.stderr

@@ -215,7 +215,7 @@ def run_batch(ctx: typer.Context, *, task: str, inputs: list[str] | None, model:
             raise typer.Exit(0)
         # Before the model: a refused destination (WAV to a terminal) costs no load.
         writer = Writer(fmt, spec.render, output=output, output_dir=output_dir,
-                        suffix=spec.suffix(fmt), many=many,
+                        suffix=spec.skip_suffix(fmt, options), many=many,
                         files=spec.files, audio=spec.audio(options))
         resolved = resolve.resolve(model, task, loaded, settings, mmproj=mmproj, decoder=decoder)
         mid = resolve.model_id(resolved.info)

@@ -41,6 +41,10 @@ class Task(Generic[O]):
         """The sidecar suffix for ``fmt`` (``--skip-existing`` checks this file)."""
         return json_suffix(fmt)
 
+    def skip_suffix(self, fmt: str, options: O) -> str:
+        """The suffix of an input's first sidecar with these options (``--skip-existing``)."""
+        return self.suffix(fmt)
+
     def render(self, record: Record, fmt: str) -> str:
         """The text written for one record in ``fmt``."""
         return default_render(record, fmt)

@@ -150,6 +150,10 @@ class CaptionTask(Task[Options]):
     options_type = Options
     record_type = CaptionRecord
 
+    def skip_suffix(self, fmt: str, options: Options) -> str:
+        """With ``--point`` / ``--box`` the first sidecar is the first region's (``.r1``)."""
+        return (".r1" if region.wanted(options) else "") + self.suffix(fmt)
+
     def files(self, record: Record, fmt: str) -> list[Sidecar]:
         """The caption sidecar (``photo.jpg.r1.txt`` per region), plus ``clip.mp4.sheet.jpg``
         with ``--sheet``."""

@@ -141,6 +141,10 @@ class VqaTask(Task[Options]):
         """The first question's sidecar suffix (``photo.jpg.q1.txt``): --skip-existing."""
         return ".q1" + json_suffix(fmt)
 
+    def skip_suffix(self, fmt: str, options: Options) -> str:
+        """With ``--point`` / ``--box`` the first sidecar is the first region's (``.r1``)."""
+        return (".r1" if region.wanted(options) else "") + self.suffix(fmt)
+
     def files(self, record: Record, fmt: str) -> list[Sidecar]:
         """One sidecar per question: ``photo.jpg.q1.txt``, ``photo.jpg.q2.txt``… (per region
         ``photo.jpg.r1.q1.txt``)."""
