@@ -103,25 +103,36 @@ class BatchArgs:
         return parse_duration(self.max_duration) if self.max_duration else None
 
 
-def batch_options(command: Callable[..., None]) -> Callable[..., None]:
-    """Give a task command the shared ``BatchArgs`` options without listing them again.
+def grouped_options(group: type, name: str) -> Callable[[Callable[..., None]],
+                                                        Callable[..., None]]:
+    """A decorator that gives a command the options of the dataclass ``group`` (fields
+    annotated with ``typer.Option``) without listing them again.
 
-    The command declares ``batch: common.BatchArgs``; Typer sees the BatchArgs fields as
-    options instead (through ``__signature__``), and each call gets them back as one BatchArgs.
+    The command declares ``NAME: Group``; Typer sees the group's fields as options instead
+    (through ``__signature__``), and each call gets them back as one ``group`` instance.
     """
-    own = [p for p in inspect.signature(command, eval_str=True).parameters.values()
-           if p.name != "batch"]
-    hints = get_type_hints(BatchArgs, include_extras=True)  # the Annotated typer.Option(...)
-    shared = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default,
-                                annotation=hints[f.name]) for f in fields(BatchArgs)]
+    hints = get_type_hints(group, include_extras=True)  # the Annotated typer.Option(...)
+    names = [f.name for f in fields(group)]
 
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        batch = BatchArgs(**{f.name: kwargs.pop(f.name) for f in fields(BatchArgs)})
-        command(*args, batch=batch, **kwargs)
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values()
+               if p.name != name]
+        shared = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default,
+                                    annotation=hints[f.name]) for f in fields(group)]
 
-    wrapper.__signature__ = inspect.Signature(own + shared)  # type: ignore[attr-defined]
-    return wrapper
+        @functools.wraps(command)
+        def wrapper(*args: Any, **kwargs: Any) -> None:
+            values = group(**{n: kwargs.pop(n) for n in names})
+            command(*args, **{name: values}, **kwargs)
+
+        wrapper.__signature__ = inspect.Signature(own + shared)  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+# The sidecar/shard/journal/lock options, for every batch command.
+batch_options = grouped_options(BatchArgs, "batch")
 
 
 def settings_of(ctx: typer.Context) -> Settings:

@@ -1,5 +1,6 @@
 """``mmcli caption`` and ``mmcli vqa``: thin commands over mmcli.tasks.caption / vqa."""
 
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -63,6 +64,46 @@ GpuLayersOpt = Annotated[Optional[int], typer.Option(
     rich_help_panel=P)]
 
 
+@dataclass
+class VisionArgs:
+    """The options caption and vqa share: generation, images, clips and regions
+    (``vision_options`` adds them to a command)."""
+
+    max_tokens: MaxTokensOpt = None
+    temperature: TemperatureOpt = 0.0
+    seed: SeedOpt = 0
+    max_side: MaxSideOpt = None
+    gpu_layers: GpuLayersOpt = None
+    fps: FpsOpt = 0.5
+    max_frames: MaxFramesOpt = 8
+    frames: FramesOpt = "auto"
+    scenes: ScenesOpt = False
+    audio: AudioOpt = True
+    transcribe_model: TranscribeModelOpt = None
+    chat_model: ChatModelOpt = None
+    point: PointOpt = None
+    neg_point: NegPointOpt = None
+    box: BoxOpt = None
+    segment_model: SegmentModelOpt = None
+    region_style: RegionStyleOpt = "outline"
+
+    def options(self, cls: Any, **own: Any) -> Any:
+        """The task's ``Options`` from these values plus the command's own (regions parsed)."""
+        from mmcli.tasks.segment import BOX_FORM, POINT_FORM
+
+        shared = {f.name: getattr(self, f.name) for f in fields(self)
+                  if f.name not in ("point", "neg_point", "box")}
+        options = cls(**shared, **own)
+        options.points = [parse_numbers(p, 2, "--point", POINT_FORM) for p in self.point or []]
+        options.neg_points = [parse_numbers(p, 2, "--neg-point", POINT_FORM)
+                              for p in self.neg_point or []]
+        options.boxes = [parse_numbers(b, 4, "--box", BOX_FORM) for b in self.box or []]
+        return options
+
+
+vision_options = common.grouped_options(VisionArgs, "vision")
+
+
 def caption(
     ctx: typer.Context,
     inputs: common.InputsArg = None,
@@ -73,28 +114,12 @@ def caption(
     ] = "normal",
     prompt: Annotated[Optional[str], typer.Option(
         "--prompt", "-p", help="Your own instruction instead of a --detail preset.")] = None,
-    max_tokens: MaxTokensOpt = None,
-    temperature: TemperatureOpt = 0.0,
-    seed: SeedOpt = 0,
-    max_side: MaxSideOpt = None,
-    gpu_layers: GpuLayersOpt = None,
-    fps: FpsOpt = 0.5,
-    max_frames: MaxFramesOpt = 8,
-    frames: FramesOpt = "auto",
-    scenes: ScenesOpt = False,
-    audio: AudioOpt = True,
     sheet: Annotated[bool, typer.Option(
         "--sheet", help="Also write clip.mp4.sheet.jpg: the sampled frames with their times "
         "(with --output-dir).", rich_help_panel=V)] = False,
-    transcribe_model: TranscribeModelOpt = None,
-    chat_model: ChatModelOpt = None,
-    point: PointOpt = None,
-    neg_point: NegPointOpt = None,
-    box: BoxOpt = None,
-    segment_model: SegmentModelOpt = None,
-    region_style: RegionStyleOpt = "outline",
     fmt: FormatOpt = "text",
     output: common.OutputOpt = None,
+    vision: VisionArgs = VisionArgs(),
     batch: common.BatchArgs = common.BatchArgs(),
 ) -> None:
     """Describe images and video clips with a vision-language model.
@@ -107,13 +132,7 @@ def caption(
     """
     from mmcli.tasks.caption import Options
 
-    options = Options(detail=detail, prompt=prompt, max_tokens=max_tokens,
-                      temperature=temperature, seed=seed, max_side=max_side,
-                      gpu_layers=gpu_layers, fps=fps, max_frames=max_frames, frames=frames,
-                      scenes=scenes, audio=audio, sheet=sheet, transcribe_model=transcribe_model,
-                      chat_model=chat_model, segment_model=segment_model,
-                      region_style=region_style)
-    regions(options, point, neg_point, box)
+    options = vision.options(Options, detail=detail, prompt=prompt, sheet=sheet)
     common.run_batch(ctx, task="caption", inputs=inputs, model=model, fmt=fmt, output=output,
                      batch=batch, options=options, mmproj=mmproj)
 
@@ -131,25 +150,9 @@ def vqa(
         "--together", help="Send all images in one prompt (comparison questions).")] = False,
     model: common.ModelOpt = None,
     mmproj: MmprojOpt = None,
-    max_tokens: MaxTokensOpt = None,
-    temperature: TemperatureOpt = 0.0,
-    seed: SeedOpt = 0,
-    max_side: MaxSideOpt = None,
-    gpu_layers: GpuLayersOpt = None,
-    fps: FpsOpt = 0.5,
-    max_frames: MaxFramesOpt = 8,
-    frames: FramesOpt = "auto",
-    scenes: ScenesOpt = False,
-    audio: AudioOpt = True,
-    transcribe_model: TranscribeModelOpt = None,
-    chat_model: ChatModelOpt = None,
-    point: PointOpt = None,
-    neg_point: NegPointOpt = None,
-    box: BoxOpt = None,
-    segment_model: SegmentModelOpt = None,
-    region_style: RegionStyleOpt = "outline",
     fmt: FormatOpt = "text",
     output: common.OutputOpt = None,
+    vision: VisionArgs = VisionArgs(),
     batch: common.BatchArgs = common.BatchArgs(),
 ) -> None:
     """Answer questions about images: mmcli vqa photo.jpg -q "How many people?".
@@ -161,29 +164,13 @@ def vqa(
     """
     from mmcli.tasks import vqa as task
 
-    options = task.Options(questions=list(question or []), max_tokens=max_tokens,
-                           temperature=temperature, seed=seed, max_side=max_side,
-                           gpu_layers=gpu_layers, together=together, fps=fps,
-                           max_frames=max_frames, frames=frames, scenes=scenes, audio=audio,
-                           transcribe_model=transcribe_model, chat_model=chat_model,
-                           segment_model=segment_model, region_style=region_style)
-    regions(options, point, neg_point, box)
+    options = vision.options(task.Options, questions=list(question or []), together=together)
     inputs = task.prepare(options, inputs, questions)
     common.run_batch(ctx, task="vqa", inputs=inputs, model=model, fmt=fmt, output=output,
                      batch=batch, options=options, mmproj=mmproj)
 
 
-def regions(options: Any, point: Optional[list[str]], neg_point: Optional[list[str]],
-            box: Optional[list[str]]) -> None:
-    """``--point`` / ``--neg-point`` / ``--box`` texts -> the ``Options`` fields (pixels)."""
-    from mmcli.tasks.segment import BOX_FORM, POINT_FORM
-
-    options.points = [parse_numbers(p, 2, "--point", POINT_FORM) for p in point or []]
-    options.neg_points = [parse_numbers(p, 2, "--neg-point", POINT_FORM) for p in neg_point or []]
-    options.boxes = [parse_numbers(b, 4, "--box", BOX_FORM) for b in box or []]
-
-
 def register(app: typer.Typer) -> None:
     """Add caption and vqa to ``app``."""
-    app.command("caption")(common.batch_options(caption))
-    app.command("vqa")(common.batch_options(vqa))
+    app.command("caption")(common.batch_options(vision_options(caption)))
+    app.command("vqa")(common.batch_options(vision_options(vqa)))
