@@ -9,7 +9,6 @@ and merged with what other processes wrote meanwhile; losing an entry only costs
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -25,6 +24,8 @@ Stamp = tuple[int, int, str]  # (size, mtime_ns, sha256)
 
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file, read in 1 MiB blocks."""
+    import hashlib  # only when a file is really hashed: `models list` must start fast
+
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
