@@ -187,23 +187,34 @@ def test_segment_model_missing_offline_is_exit_3(cli, tiny_vlm_manifest, picture
     assert "--segment-model" in r.stderr and "mmcli models pull mobilesam" in r.stderr
 
 
-def test_empty_mask_is_an_input_error(cli, both, pictures, monkeypatch):
+@pytest.mark.parametrize("task,extra", [("caption", []), ("vqa", ["-q", "What is it?"])])
+def test_empty_mask_fails_only_that_region(cli, both, pictures, monkeypatch, tmp_path, task,
+                                           extra):
     from mmcli.tasks import segment_core
 
     real = segment_core.prompt_masks
 
-    def empty(*args, **kwargs):
+    def first_empty(*args, **kwargs):
         found = real(*args, **kwargs)
-        for f in found:
-            f.mask = f.mask & False
-            f.area = 0
+        found[0].mask = found[0].mask & False
+        found[0].area = 0
         return found
 
-    monkeypatch.setattr(segment_core, "prompt_masks", empty)
-    r = cli("--models", str(both), "caption", str(pictures["small"]), "--point", "100,60",
-            "-f", "jsonl")
+    monkeypatch.setattr(segment_core, "prompt_masks", first_empty)
+    out = tmp_path / "out"
+    r = cli("--models", str(both), task, str(pictures["land"]), "--point", "320,240",
+            "--point", "100,400", *extra, "-f", "jsonl", "--max-tokens", "4",
+            "--output-dir", str(out))
     assert r.exit_code == 1
-    assert "region at 100,60 is empty" in json.loads(r.stdout)["error"]["message"]
+    bad, good = (json.loads(line) for line in r.stdout.splitlines())
+    assert "region at 320,240 is empty" in bad["error"]["message"]
+    assert bad["region"]["prompt"]["points"] == [[320.0, 240.0]] and bad["outputs"] == []
+    assert good["error"] is None and good["region"]["prompt"]["points"] == [[100.0, 400.0]]
+    assert (good.get("caption") or good.get("answer"))
+    assert "land.png: the region at 320,240 is empty" in r.stderr
+    assert [Path(p).name for p in good["outputs"]] == \
+        [f"land.png.r2{'.q1' if task == 'vqa' else ''}.json"]
+    assert [p.name for p in out.glob("land.*")] == [Path(good["outputs"][0]).name]
 
 
 def test_skip_existing_looks_at_the_region_sidecars(cli, both, pictures, tmp_path):

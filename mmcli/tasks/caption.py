@@ -205,7 +205,14 @@ class CaptionTask(Task[Options]):
                     segmenter: region.Segmenter) -> Iterator[TaskEvent]:
             start = time.perf_counter()
             found, extra = segmenter.regions(item, session.max_side)
+            first = True
             for reg in found:
+                if reg.error is not None:  # an empty mask fails this region only
+                    yield Done(RegionCaptionRecord(
+                        input=item.display, task="caption", model=model.info,
+                        device=engine.device, region=reg.mask, number=reg.number,
+                        where=reg.where, several=len(found) > 1, error=reg.error))
+                    continue
                 t0 = time.perf_counter()
                 answer = session.ask(engine, [reg.picture], prompt, budget)
                 record = RegionCaptionRecord(
@@ -214,10 +221,10 @@ class CaptionTask(Task[Options]):
                     number=reg.number, where=reg.where, several=len(found) > 1,
                     timings=timings(load_s, t0, answer, 0.0))
                 record.timings.extra.update(extra)
-                if reg.number == 1:  # the image's shared work is counted once
+                if first:  # the image's shared work is counted once
                     record.timings.run_s += t0 - start
                 fill(record, answer, prompt, reg.picture)
-                load_s, extra = 0.0, {}
+                load_s, extra, first = 0.0, {}, False
                 yield Done(record)
 
         def clip(item: InputItem, engine: Any, load_s: float) -> ClipCaptionRecord:

@@ -18,7 +18,7 @@ from mmcli import engines, manifest, resolve
 from mmcli.enginetypes import SegmentationEngine
 from mmcli.errors import InputError, ModelUnavailableError, UsageError
 from mmcli.inputs import InputItem
-from mmcli.records import ResolvedModel
+from mmcli.records import ErrorInfo, ResolvedModel
 from mmcli.settings import Settings
 from mmcli.tasks import segment
 from mmcli.tasks.vision import LEAD, STYLES, VisionOptions, marked
@@ -32,8 +32,10 @@ class Region:
         number: 1-based, in the order of the options (points first, then boxes).
         where: the prompt as typed (``320,240`` or ``10,10,50,40``).
         mask: the JSON mask (``segment.MaskResult``), original-image pixels.
-        picture: the crop sent to the VLM (``mmcli.images.Picture``).
+        picture: the crop sent to the VLM (``mmcli.images.Picture``; None when ``error``).
         crop: ``(x0, y0, x1, y1)`` of the crop in original pixels.
+        error: why this region cannot be shown (its mask is empty); the image's other
+            regions go on.
     """
 
     number: int
@@ -41,6 +43,7 @@ class Region:
     mask: segment.MaskResult
     picture: Any
     crop: tuple[int, int, int, int]
+    error: ErrorInfo | None = None
 
 
 def wanted(options: VisionOptions) -> bool:
@@ -106,9 +109,12 @@ class Segmenter:
         ``segment_encode_s`` (SAM's encoder; the VLM's is ``encode_s``), ``segment_mask_s``,
         ``crop_s``).
 
+        A region whose mask is empty comes back with ``error`` set (no picture): only that
+        region fails.
+
         Raises:
             UsageError: a point or box outside the image.
-            InputError: an unreadable image, or a region whose mask is empty.
+            InputError: an unreadable image.
         """
         from mmcli import masks as mk
         from mmcli.tasks import segment_core as core
@@ -126,8 +132,11 @@ class Segmenter:
         out = []
         for number, (where, f) in enumerate(zip(_where(self.options), found), 1):
             if f.area == 0:
-                raise InputError(f"{item.display}: the region at {where} is empty (the segment "
-                                 "model found no mask there)")
+                problem = InputError(f"{item.display}: the region at {where} is empty (the "
+                                     "segment model found no mask there)")
+                out.append(Region(number, where, segment.mask_result(f), None, (0, 0, 0, 0),
+                                  ErrorInfo.from_exception(problem)))
+                continue
             array = f.mask if f.mask is not None else mk.decode_rle(f.rle)
             picture, crop = marked(image, array, f.bbox, self.options.region_style, max_side)
             out.append(Region(number, where, segment.mask_result(f), picture, crop))

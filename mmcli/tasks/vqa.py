@@ -219,6 +219,13 @@ class VqaTask(Task[Options]):
             found, extra = segmenter.regions(item, session.max_side)
             several = len(asked) > 1 or len(found) > 1
             for reg in found:
+                if reg.error is not None:  # an empty mask fails this region only
+                    yield Done(RegionVqaRecord(
+                        input=item.display, task="vqa", model=model.info, device=engine.device,
+                        image=item.display, images=[item.display], several=several,
+                        region=reg.mask, region_number=reg.number, where=reg.where,
+                        error=reg.error))
+                    continue
                 for number, question in enumerate(asked, 1):
                     prompt = region.instruction(question, options.region_style)
                     t0 = time.perf_counter()
