@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
@@ -25,6 +25,11 @@ from mmcli.settings import Settings
 
 Process = Callable[[InputItem], Iterator[TaskEvent]]
 ErrorRecord = Callable[[InputItem, ErrorInfo], Record]
+# A runner takes the inputs to process (pulled lazily: the time budget is checked at each
+# pull) and yields each with its events, in input order. ``sequential`` runs them here, one
+# at a time; ``--jobs`` and ``--ray`` runners run them elsewhere and yield buffered events.
+Results = Iterator[tuple[InputItem, Iterable[TaskEvent]]]
+Runner = Callable[[Iterator[InputItem]], Results]
 
 
 class Terminated(BaseException):
@@ -64,15 +69,25 @@ class Summary:
         return ExitCode.INPUT_FAILED if self.failed else ExitCode.OK
 
 
-def run(items: list[InputItem], process: Process, error_record: ErrorRecord, writer: Writer,
-        settings: Settings, *, skip_existing: bool = False, job: Job | None = None,
+def sequential(process: Process, error_record: ErrorRecord, *, debug: bool = False) -> Runner:
+    """The runner that processes each input here, in turn, streaming its events."""
+
+    def run(items: Iterator[InputItem]) -> Results:
+        for item in items:
+            yield item, guarded(item, process, error_record, debug=debug)
+
+    return run
+
+
+def run(items: list[InputItem], runner: Runner, writer: Writer, settings: Settings, *,
+        skip_existing: bool = False, job: Job | None = None,
         title: str = "processing") -> Summary:
     """Process every item, writing records as they arrive.
 
     Args:
         items: the discovered inputs (items with ``error`` set fail without processing).
-        process: item -> events ending in Done records (a generator, so output streams).
-        error_record: builds the task's record for a failed item.
+        runner: runs the inputs it pulls and yields each with its events (``sequential``,
+            or a ``--jobs``/``--ray`` runner); outputs are written here, in input order.
         writer: where records go.
         settings: global settings (quiet, debug).
         skip_existing: skip items whose sidecar already exists under the writer's output dir.
@@ -85,25 +100,33 @@ def run(items: list[InputItem], process: Process, error_record: ErrorRecord, wri
     job = job or Job()
     bar = BatchBar(len(items), title) if console.show_progress(settings.quiet) and items \
         else None
+
+    def to_process() -> Iterator[InputItem]:
+        """The inputs to run, pulled by the runner: skips counted, the budget checked."""
+        for index, item in enumerate(items):
+            if job.budget_s is not None and \
+                    time.perf_counter() - summary.started > job.budget_s:
+                summary.left = len(items) - index
+                console.info(f"time budget reached; {summary.left} inputs left for the "
+                             "next run", quiet=settings.quiet)
+                return
+            if _skip(item, writer, job, skip_existing):
+                summary.skipped += 1
+                if bar is not None:
+                    bar.start(item.display)
+                    bar.finish("skipped")
+                continue
+            yield item
+
+    results = runner(to_process())
     try:
         with bar if bar is not None else nullcontext():
             if bar is not None and same_terminal(writer.stdout, sys.stderr):
                 writer.stdout = AboveBar(bar.console, writer.stdout)  # type: ignore[assignment]
-            for index, item in enumerate(items):
-                if job.budget_s is not None and \
-                        time.perf_counter() - summary.started > job.budget_s:
-                    summary.left = len(items) - index
-                    console.info(f"time budget reached; {summary.left} inputs left for the "
-                                 "next run", quiet=settings.quiet)
-                    break
+            for item, events in results:
                 if bar is not None:
                     bar.start(item.display)
-                if _skip(item, writer, job, skip_existing):
-                    summary.skipped += 1
-                    state = "skipped"
-                else:
-                    state = _one(item, process, error_record, writer, settings, summary, job,
-                                 bar)
+                state = _one(item, events, writer, summary, job, bar)
                 if bar is not None:
                     bar.finish(state)
             writer.close()
@@ -111,6 +134,10 @@ def run(items: list[InputItem], process: Process, error_record: ErrorRecord, wri
         summary.left = len(items) - summary.done - summary.failed - summary.skipped
         console.info(f"stopped: {summary.line()}", quiet=False)
         raise
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()  # a runner's workers stop with the run, however it ends
     if len(items) > 1 or summary.failed or summary.skipped or summary.left:
         console.info(summary.line(), quiet=settings.quiet)
     return summary
@@ -156,11 +183,11 @@ def _failed(item: InputItem, exc: BaseException, error_record: ErrorRecord,
     return error_record(item, ErrorInfo.from_exception(exc))
 
 
-def _one(item: InputItem, process: Process, error_record: ErrorRecord, writer: Writer,
-         settings: Settings, summary: Summary, job: Job, bar: BatchBar | None) -> str:
+def _one(item: InputItem, events: Iterable[TaskEvent], writer: Writer, summary: Summary,
+         job: Job, bar: BatchBar | None) -> str:
     first_output = len(writer.written)
     failure: str | None = None
-    for event in guarded(item, process, error_record, debug=settings.debug):
+    for event in events:
         if not isinstance(event, Done):
             if bar is not None:
                 bar.event(event)

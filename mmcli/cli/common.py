@@ -77,6 +77,22 @@ DryRunOpt = Annotated[bool, typer.Option(
 HashInputsOpt = Annotated[bool, typer.Option(
     "--hash-inputs", help="Key the journal by content hash instead of path+size+mtime.",
     rich_help_panel="Batch jobs")]
+# Where the inputs run: here one at a time, N engine instances here, or Ray workers.
+JobsOpt = Annotated[int, typer.Option(
+    "--jobs", "-j", min=1, help="Engine instances running inputs in parallel (--threads is "
+    "the total, split between them).", rich_help_panel="Parallel")]
+RayOpt = Annotated[Optional[str], typer.Option(
+    "--ray", metavar="ADDRESS", help="Run the inputs on Ray workers: auto (RAY_ADDRESS or the "
+    "running cluster), local (start one here) or ray://HOST:PORT. Needs mmcli[ray].",
+    rich_help_panel="Parallel")]
+RayWorkersOpt = Annotated[int, typer.Option(
+    "--ray-workers", min=1, help="Ray actors, each loading the model once.",
+    rich_help_panel="Parallel")]
+RayCpusOpt = Annotated[float, typer.Option(
+    "--ray-cpus", min=0.0, help="CPUs per Ray worker (its engine threads).",
+    rich_help_panel="Parallel")]
+RayGpusOpt = Annotated[float, typer.Option(
+    "--ray-gpus", min=0.0, help="GPUs per Ray worker.", rich_help_panel="Parallel")]
 
 
 @dataclass
@@ -94,6 +110,11 @@ class BatchArgs:
     max_duration: MaxDurationOpt = None
     dry_run: DryRunOpt = False
     hash_inputs: HashInputsOpt = False
+    jobs: JobsOpt = 1
+    ray: RayOpt = None
+    ray_workers: RayWorkersOpt = 2
+    ray_cpus: RayCpusOpt = 1.0
+    ray_gpus: RayGpusOpt = 0.0
 
     @property
     def budget_s(self) -> float | None:
@@ -179,9 +200,10 @@ def run_batch(ctx: typer.Context, *, task: str, inputs: list[str] | None, model:
     """
     from mmcli import batch as batch_mod
     from mmcli import inputs as inputs_mod
-    from mmcli import manifest, resolve, tasks
+    from mmcli import manifest, resolve, runners, tasks
     from mmcli.journal import JOURNAL_NAME, LOCK_NAME, JobLock, Journal, options_hash
     from mmcli.outputs import Writer
+    from mmcli.work import Work
 
     settings = settings_of(ctx)
     output_dir = batch.output_dir
@@ -231,11 +253,11 @@ def run_batch(ctx: typer.Context, *, task: str, inputs: list[str] | None, model:
         resolved = resolve.resolve(model, task, loaded, settings, mmproj=mmproj, decoder=decoder)
         mid = resolve.model_id(resolved.info)
         key = (lambda item: item_key(item, mid, opt_hash, batch.hash_inputs))  # noqa: E731
-        process = spec.processor(resolved, settings, options)
+        runner = runners.choose(Work.of(task, resolved, settings, options), batch)
         # SIGTERM raises Terminated here (installed by the app for the whole command).
         summary = batch_mod.run(
-            items, process, lambda item, info: spec.error_record(item, info, resolved),
-            writer, settings, skip_existing=batch.skip_existing, title=f"{task} {resolved.name}",
+            items, runner, writer, settings, skip_existing=batch.skip_existing,
+            title=f"{task} {resolved.name}",
             job=batch_mod.Job(journal=journal, key=key if journal else None,
                               budget_s=budget, retry_failed=batch.retry_failed))
     raise typer.Exit(int(summary.exit_code))

@@ -29,3 +29,8 @@ def register(name: str, target: str) -> str | None:
     previous = _TARGETS.get(name)
     _TARGETS[name] = target
     return previous
+
+
+def registrations() -> dict[str, str]:
+    """Task name -> ``"module:ATTR"`` now in force (a worker process re-applies them)."""
+    return dict(_TARGETS)
