@@ -30,4 +30,14 @@ def choose(work: Work, where: Placement) -> Runner:
         from mmcli import parallel
 
         return parallel.runner(work, where.jobs)
+    return local(work)
+
+
+def local(work: Work) -> Runner:
+    """The runner of this process: the task's own batching runner, else one at a time."""
+    from mmcli import tasks
+
+    batched = tasks.get(work.task).runner(work)
+    if batched is not None:
+        return batched
     return sequential(work.process(), work.error_record, debug=work.settings.debug)

@@ -15,10 +15,12 @@ from mmcli.outputs import default_render, json_suffix
 from mmcli.sinks import AudioTarget, Sidecar
 
 if TYPE_CHECKING:
+    from mmcli.batch import Runner
     from mmcli.events import TaskEvent
     from mmcli.inputs import InputItem
     from mmcli.records import ErrorInfo, Record, ResolvedModel
     from mmcli.settings import Settings
+    from mmcli.work import Work
 
 O = TypeVar("O")  # noqa: E741 - the task's Options dataclass
 
@@ -60,6 +62,11 @@ class Task(Generic[O]):
     def error_record(self, item: InputItem, info: ErrorInfo, model: ResolvedModel) -> Record:
         """The record of an input that failed."""
         return self.record_type(input=item.display, task=self.name, model=model.info, error=info)
+
+    def runner(self, work: Work) -> Runner | None:
+        """A runner that processes several inputs together (batching across inputs), or None
+        for one input at a time. ``--jobs``/``--ray`` workers use it on their share too."""
+        return None
 
     def group(self, items: list[InputItem], options: O) -> list[InputItem]:
         """How discovered inputs become units of work (default: one per input)."""
