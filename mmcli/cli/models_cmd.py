@@ -38,18 +38,19 @@ def list_models(
 def _rows(manifest: Any, task: Optional[str]) -> list[dict[str, Any]]:
     """One dict per model (the ``--json`` shape), sorted by name."""
     from mmcli import hub
+    from mmcli.inventory import defaults_of
 
     out = []
     for name, entry in sorted(manifest.models.items()):
         if task is not None and task not in entry.tasks:
             continue
-        default_for = [t for t, names in manifest.defaults.items() if names and name in names]
+        ranks = defaults_of(name, manifest)  # 1-based; the JSON keeps its 0-based rank
         out.append({
             "name": name, "tasks": list(entry.tasks), "engine": entry.engine,
             "size_mb": entry.size_mb, "source": entry.source_label, "revision": entry.revision,
             "license": entry.license, "status": hub.status(entry), "description": entry.description,
-            "default_for": sorted(default_for),
-            "default_rank": {t: manifest.defaults[t].index(name) for t in default_for},
+            "default_for": sorted(ranks),
+            "default_rank": {t: rank - 1 for t, rank in ranks.items()},
         })
     return out
 
