@@ -17,7 +17,7 @@ from mmcli.errors import EngineMissingError
 from mmcli.tasks import NAMES as TASKS  # the one list of task names (re-exported)
 
 __all__ = ["TASKS", "EngineSpec", "register", "unregister", "names", "spec", "load",
-           "backend_class", "close_all"]
+           "backend_class", "packages", "close_all"]
 
 if TYPE_CHECKING:
     from mmcli.records import ResolvedModel
@@ -96,12 +96,17 @@ def load(model: ResolvedModel, settings: Settings) -> tuple[Any, float]:
     return instance, elapsed
 
 
+def packages(name: str) -> dict[str, bool]:
+    """Import name -> installed, for each package engine ``name`` needs."""
+    return {mod: importlib.util.find_spec(mod) is not None for mod in _REGISTRY[name].requires}
+
+
 def backend_class(name: str) -> Any:
     """Import and return the backend class of engine ``name``."""
     s = _REGISTRY[name]
     module_name, _, attr = s.target.partition(":")
-    for mod in s.requires:
-        if importlib.util.find_spec(mod) is None:
+    for mod, installed in packages(name).items():
+        if not installed:
             raise EngineMissingError(
                 f"the '{name}' engine needs the Python package '{mod}', which is not installed",
                 hint=f"run `{s.pip}`" if s.pip else None,

@@ -8,7 +8,6 @@ checked with ``importlib.util.find_spec`` (nothing is imported).
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from mmcli.manifest import Manifest, ModelEntry
 
 def engine_packages(engine: str) -> dict[str, bool]:
     """Import name -> installed, for each package the engine needs."""
-    return {mod: importlib.util.find_spec(mod) is not None for mod in engines.spec(engine).requires}
+    return engines.packages(engine)
 
 
 def defaults_of(name: str, manifest: Manifest) -> dict[str, int]:
