@@ -3,7 +3,9 @@
 Each engine's ``--device`` lines come from ``mmcli.devices`` (the policy the backends use), so
 doctor words a missing GPU exactly as the error of ``--device cuda`` would. Which task runs
 right now, offline, with which model, comes from ``mmcli.inventory`` (the same default order
-as ``mmcli.resolve``).
+as ``mmcli.resolve``). Each vision model that is local (cached or bundled) gets its projector
+type from the mmproj's GGUF header (``mmcli.ggufmeta``, no engine) and whether libmtmd loads
+its vision and audio sides (``mmcli.backends.llama.mmproj_loads``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import platform
 import sys
 from typing import Any
 
-from mmcli import devices, engines, inventory, manifest
+from mmcli import devices, engines, ggufmeta, hub, inventory, manifest
 from mmcli.errors import MmcliError
 from mmcli.settings import Settings, cache_dir, config_dir, hf_hub_cache
 
@@ -65,20 +67,54 @@ def _onnxruntime(kind: devices.Kind) -> dict[str, Any]:
             "devices": devices.describe(kind, devices.Available(providers=tuple(providers)))}
 
 
+def _vlm(files: dict[str, Any], llama_ok: bool) -> dict[str, Any]:
+    """Projector types (header) and which sides load (libmtmd) of one local vision model."""
+    out: dict[str, Any] = {"mmproj": str(files["mmproj"]), "projector": None,
+                           "loads": {"vision": False, "audio": False}, "error": None}
+    try:
+        meta = ggufmeta.read_metadata(files["mmproj"])
+    except MmcliError as exc:
+        return {**out, "error": exc.message}
+    main = meta.get("clip.projector_type")
+    out["projector"] = {side: meta.get(f"clip.{side}.projector_type", main)
+                        if meta.get(f"clip.has_{side}_encoder") else None
+                        for side in ("vision", "audio")}
+    if not llama_ok:
+        return {**out, "error": "llama-cpp-python does not import (see the llama line)"}
+    from mmcli.backends.llama import mmproj_loads
+
+    out["loads"], out["error"] = mmproj_loads(files["model"], files["mmproj"])
+    return out
+
+
+def vlms(loaded: manifest.Manifest, llama_ok: bool) -> dict[str, dict[str, Any]]:
+    """Every local model with an mmproj: its projector type and whether its sides load."""
+    out = {}
+    for name, entry in sorted(loaded.models.items()):
+        if "mmproj" not in entry.roles:
+            continue
+        files = hub.local_files(entry)
+        if files is not None:
+            out[name] = _vlm(files, llama_ok)
+    return out
+
+
 def report(settings: Settings) -> dict[str, Any]:
     """Everything doctor prints, as one JSON-ready dict."""
+    llama = _probe(_llama)
     try:
         loaded = manifest.load(settings.models_file)
         layers, manifest_error = [str(p) for p in loaded.layers], None
         runnable = inventory.runnable_now(loaded)
+        local_vlms = vlms(loaded, llama["ok"])
     except MmcliError as exc:
-        layers, manifest_error, runnable = [], exc.message, {}
+        layers, manifest_error, runnable, local_vlms = [], exc.message, {}, {}
     return {
         "python": sys.version.split()[0],
         "platform": f"{platform.system()} {platform.machine()}",
         "packages": {d: _version(d) for d in PACKAGES},
         "engines": {
-            "llama": _probe(_llama),
+            "llama": llama,
             "whisper": _probe(_ctranslate2),
             "piper": _probe(lambda: _onnxruntime("piper")),
             "sam-onnx": _probe(lambda: _onnxruntime("sam")),
@@ -87,6 +123,7 @@ def report(settings: Settings) -> dict[str, Any]:
         "manifest_layers": layers,
         "manifest_error": manifest_error,
         "tasks_offline": runnable,
+        "vlms": local_vlms,
         "hf_cache": str(hf_hub_cache()),
         "mmcli_cache": str(cache_dir()),
         "config_dir": str(config_dir()),
@@ -123,4 +160,23 @@ def lines(r: dict[str, Any]) -> list[str]:
     for i, (task, now) in enumerate(r["tasks_offline"].items()):
         what = now["model"] or f"none — `{now['fix']}`"
         out.append(f"{'runs now' if i == 0 else '':<11} {task:<11} {what}")
+    for i, (name, vlm) in enumerate(r["vlms"].items()):
+        out.append(f"{'vision' if i == 0 else '':<11} {name}: {vlm_line(vlm)}")
     return out
+
+
+def vlm_line(vlm: dict[str, Any]) -> str:
+    """``projector mlp; vision loads; no audio`` (or what does not load, and why)."""
+    kinds = vlm["projector"] or {}
+    types = sorted({t for t in kinds.values() if t})
+    parts = [f"projector {'/'.join(types) if types else 'unknown'}"]
+    for side in ("vision", "audio"):
+        if vlm["loads"][side]:
+            parts.append(f"{side} loads")
+        elif kinds.get(side):
+            parts.append(f"{side} DOES NOT LOAD")
+        else:
+            parts.append(f"no {side}")
+    if vlm["error"]:
+        parts.append(vlm["error"])
+    return "; ".join(parts)

@@ -32,6 +32,7 @@ class ChatDone:
     ttft_s: float
     total_s: float
     extra: dict[str, float] = field(default_factory=dict)
+    cached_tokens: int = 0  # prompt tokens whose KV cache was reused (not evaluated again)
 
 
 @dataclass(frozen=True)

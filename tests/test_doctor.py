@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from tests.vision_fixtures import tiny_vlm_dir, tiny_vlm_manifest  # noqa: F401
+
 
 def test_doctor_json(cli):
     r = cli("--offline", "doctor", "--json")
@@ -99,3 +101,38 @@ speak = ["ghost-voice", "en_US-lessac-medium"]
     assert speak["speak"]["skipped"][0] == {
         "model": "ghost-voice", "reason": "engine 'ghost' needs ghost_engine_pkg"}
     assert speak["speak"]["fix"] == "pip install ghost-engine"  # a download would not help
+
+
+def _vlm_copy(src, dst, mmproj_bytes: bytes):
+    """A copy of the tiny VLM's manifest and text model with a different mmproj file."""
+    dst.mkdir()
+    (dst / "tiny-vlm.gguf").write_bytes((src / "tiny-vlm.gguf").read_bytes())
+    (dst / "tiny-vlm-mmproj.gguf").write_bytes(mmproj_bytes)
+    manifest = dst / "m.toml"
+    manifest.write_text((src / "tiny-vlm.toml").read_text().replace(str(src), str(dst)))
+    return manifest
+
+
+def test_doctor_shows_each_local_vlm_projector_and_what_loads(cli, tiny_vlm_manifest,  # noqa: F811
+                                                              tmp_path):
+    src = tiny_vlm_manifest.parent
+    rep = json.loads(cli("--models", str(tiny_vlm_manifest), "doctor", "--json").stdout)
+    assert rep["vlms"] == {"tiny-vlm": {  # tiny-text has no mmproj; smolvlm is not downloaded
+        "mmproj": str(src / "tiny-vlm-mmproj.gguf"), "projector": {"vision": "mlp", "audio": None},
+        "loads": {"vision": True, "audio": False}, "error": None}}
+    text = cli("--models", str(tiny_vlm_manifest), "doctor").stdout.splitlines()
+    assert "vision      tiny-vlm: projector mlp; vision loads; no audio" in text
+    # a projector type this llama.cpp does not know: named, and the loader's reason
+    good = (src / "tiny-vlm-mmproj.gguf").read_bytes()
+    mlp = b"\x03\x00\x00\x00\x00\x00\x00\x00mlp"  # the length-prefixed value of the key
+    assert good.count(mlp) == 1
+    odd = _vlm_copy(src, tmp_path / "odd", good.replace(mlp, mlp[:-3] + b"xyz"))
+    result = cli("--models", str(odd), "doctor")
+    assert result.exit_code == 0
+    line = next(x for x in result.stdout.splitlines() if x.startswith("vision"))
+    assert line.startswith("vision      tiny-vlm: projector xyz; vision DOES NOT LOAD; no audio; ")
+    assert "unknown projector type: xyz" in line
+    cut = _vlm_copy(src, tmp_path / "cut", good[:200])  # the header ends mid-way
+    vlm = json.loads(cli("--models", str(cut), "doctor", "--json").stdout)["vlms"]["tiny-vlm"]
+    assert vlm["projector"] is None and vlm["loads"] == {"vision": False, "audio": False}
+    assert "is not a valid GGUF file" in vlm["error"]

@@ -273,7 +273,7 @@ def test_image_prompts_keep_the_mtmd_ids(tiny_vlm_manifest: Path, tmp_path: Path
             expected = old_mtmd_ids(engine, messages, bitmaps)
             _, pieces = engine.specials.pieces(engine.render, messages, mtmd.marker())
             engine._reset()
-            assert engine.vision.eval_prompt(engine.llm, pieces, urls)[0] == expected
+            assert engine.vision.eval_prompt(engine.llm, pieces, urls)[0].ids == expected
             for bitmap in bitmaps:
                 mtmd_cpp.mtmd_bitmap_free(bitmap)
     finally:

@@ -4,8 +4,10 @@ One class serves the ``llama`` and ``llama-mtmd`` engines: a ``mmproj`` file rol
 on. Prompts are rendered with the model's own chat template (``tokenizer.chat_template`` in
 the GGUF), so SmolVLM, Qwen2.5-VL, Gemma 3 and other libmtmd models work alike. Generation runs
 token by token through ``Llama.generate`` so streaming, stop strings, exact token counts and
-cancellation (``should_stop``) are under our control; text prompts keep llama-cpp-python's KV
-cache prefix reuse across calls.
+cancellation (``should_stop``) are under our control. Each prompt evaluates only what follows
+the longest prefix the KV cache already holds (``mmcli.backends.kvcache``): text tokens, and
+images known by a hash of their pixels, so a chat's later turns about a photo do not encode it
+again (``ChatDone.cached_tokens`` counts what was reused).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import llama_cpp
 from llama_cpp import Llama
 
 from mmcli import devices
-from mmcli.backends import mtmd, safetokens
+from mmcli.backends import kvcache, mtmd, safetokens
 from mmcli.backends.textstream import TextStream
 from mmcli.errors import InputError, ModelUnavailableError, UsageError
 from mmcli.events import ChatDone, GenerationEvent, TextDelta
@@ -71,6 +73,54 @@ def set_logging(verbose: bool) -> None:
 def available() -> devices.Available:
     """What this llama-cpp-python build can offload to (for ``mmcli.devices.resolve``)."""
     return devices.Available(gpu_offload=bool(llama_cpp.llama_supports_gpu_offload()))
+
+
+GGML_LOG_LEVEL_ERROR = 4
+
+
+def mmproj_loads(model: Path, mmproj: Path) -> tuple[dict[str, bool], str | None]:
+    """Whether an mmproj's vision and audio sides load with this llama.cpp, for ``doctor``.
+
+    The projector loads for real (libmtmd checks its type, hyperparameters, tensors and that
+    its output width is the text model's), against the text GGUF read ``vocab_only`` (no text
+    weights) and without the warm-up encode, so it costs about the time to read the mmproj.
+
+    Returns:
+        ``({"vision": bool, "audio": bool}, None)``, or all False and the loader's error line.
+    """
+    import llama_cpp.mtmd_cpp as mtmd_cpp
+
+    errors: list[str] = []
+
+    def collect(level: int, text: bytes, user_data: Any) -> None:
+        if level == GGML_LOG_LEVEL_ERROR and text and text.strip():
+            errors.append(text.decode("utf-8", "replace").strip())
+
+    callback = llama_cpp.llama_log_callback(collect)  # doctor only: a Python callback is fine
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+    mtmd.set_logging(callback)
+    none = {"vision": False, "audio": False}
+    try:
+        params = llama_cpp.llama_model_default_params()
+        params.vocab_only = True
+        text = llama_cpp.llama_model_load_from_file(str(model).encode(), params)
+        if not text:
+            return none, (errors or [f"cannot read the text model {model.name}"])[0]
+        try:
+            ctx_params = mtmd_cpp.mtmd_context_params_default()
+            ctx_params.use_gpu, ctx_params.warmup, ctx_params.print_timings = False, False, False
+            ctx = mtmd_cpp.mtmd_init_from_file(str(mmproj).encode(), text, ctx_params)
+            if not ctx:
+                return none, (errors or ["libmtmd refused it"])[0]
+            try:
+                return {"vision": bool(mtmd_cpp.mtmd_support_vision(ctx)),
+                        "audio": bool(mtmd_cpp.mtmd_support_audio(ctx))}, None
+            finally:
+                mtmd_cpp.mtmd_free(ctx)
+        finally:
+            llama_cpp.llama_model_free(text)
+    finally:
+        set_logging(False)
 
 
 def _cpu_has_amx() -> bool:
@@ -124,7 +174,7 @@ class LlamaEngine:
         self.specials = safetokens.SpecialTokens.of(llm)
         self.vision = vision
         self.has_vision = vision is not None
-        self._dirty = False  # the KV cache holds image embeddings: no prefix reuse next call
+        self.kv = kvcache.KvCache()  # what the KV cache holds (text tokens and images)
         self._closed = False
 
     @classmethod
@@ -237,34 +287,38 @@ class LlamaEngine:
                 raise UsageError(f"model '{self.name}' has no mmproj: it cannot see images",
                                  hint="pick a vision model (engine llama-mtmd), e.g. "
                                       "--model smolvlm-256m")
-            self._reset()
             _, pieces = self.specials.pieces(self.render, messages, mtmd.marker())
-            prompt, extra = self.vision.eval_prompt(self.llm, pieces, urls)
-            self._dirty = True
+            prompt, extra = self.vision.eval_prompt(self.llm, pieces, urls, self.kv)
         else:
-            prompt = self.prompt_tokens(messages)
-            if self._dirty:
-                self._reset()
-            self._dirty = False
-            if len(prompt) >= self.n_ctx:
-                raise InputError(f"the prompt needs {len(prompt)} tokens but the context "
+            ids = self.prompt_tokens(messages)
+            if len(ids) >= self.n_ctx:
+                raise InputError(f"the prompt needs {len(ids)} tokens but the context "
                                  f"holds {self.n_ctx} (n_ctx)",
                                  hint="shorten the conversation or raise n_ctx in the "
                                       "model's manifest options")
+            prompt = self._eval_text(ids)
         yield from self._generate(prompt, start, extra, max_tokens=max_tokens,
                                   temperature=temperature, seed=seed, stop=stop or [],
                                   should_stop=should_stop)
 
-    def _generate(self, prompt: list[int], start: float, extra: dict[str, float], *,
+    def _eval_text(self, ids: list[int]) -> mtmd.Prompt:
+        """Evaluate the tokens after the prefix the KV cache already holds."""
+        keep = self.kv.reuse(self.llm, ids)
+        self.llm.eval(ids[keep:])
+        self.kv.add(ids[keep:])
+        return mtmd.Prompt(ids=ids, n_tokens=len(ids), cached_tokens=keep)
+
+    def _generate(self, prompt: mtmd.Prompt, start: float, extra: dict[str, float], *,
                   max_tokens: int, temperature: float, seed: int | None, stop: list[str],
                   should_stop: Callable[[], bool] | None) -> Iterator[GenerationEvent]:
         llm = self.llm
-        budget = min(max_tokens, self.n_ctx - len(prompt))
+        budget = min(max_tokens, self.n_ctx - prompt.n_tokens)
         llm.set_seed(seed if seed is not None else random.randrange(2**31))
         stream = TextStream(stop)
         vocab = llm._model.vocab
         ttft, count, reason = 0.0, 0, "length"
-        for token in llm.generate(prompt, temp=temperature, **SAMPLING):  # type: ignore[arg-type]
+        # The prompt is evaluated: generate() finds it all cached and samples at once.
+        for token in llm.generate(prompt.ids, temp=temperature, **SAMPLING):  # type: ignore[arg-type]
             if llama_cpp.llama_vocab_is_eog(vocab, token):
                 reason = "stop"
                 break
@@ -283,8 +337,9 @@ class LlamaEngine:
         if tail:
             yield TextDelta(tail)
         total = time.perf_counter() - start
-        yield ChatDone(prompt_tokens=len(prompt), completion_tokens=count, finish_reason=reason,
-                       ttft_s=ttft or total, total_s=total, extra=extra)
+        yield ChatDone(prompt_tokens=prompt.n_tokens, completion_tokens=count,
+                       finish_reason=reason, ttft_s=ttft or total, total_s=total, extra=extra,
+                       cached_tokens=prompt.cached_tokens)
 
     def _warm_up(self) -> None:
         # One throwaway decode at load, as llama.cpp's own tools do: the first decode pays for
@@ -297,6 +352,7 @@ class LlamaEngine:
     def _reset(self) -> None:
         self.llm.reset()
         self.llm._ctx.kv_cache_clear()
+        self.kv.clear()
 
     def close(self) -> None:
         """Free the mtmd context and the model explicitly (idempotent)."""

@@ -3,7 +3,9 @@
 llama-cpp-python's ``MTMDChatHandler`` loads the mmproj and owns the mtmd context; we reuse
 that, but evaluate the prompt ourselves (the same chunk loop as the handler) so we know the
 exact prompt token count, can refuse an image that would not fit ``n_ctx`` with the numbers
-before any work, and can time the image encoding separately from generation.
+before any work, can time the image encoding separately from generation, and can keep the KV
+cache of an unchanged prefix - images included, known by a hash of their pixels
+(``mmcli.backends.kvcache``) - so a chat's next turn about a photo does not encode it again.
 
 The prompt reaches mtmd as parts (``mtmd_tokenize_from_parts``), not as one string: text runs
 with ``parse_special`` off, the template's special tokens with it on, images where the
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import ctypes
+import hashlib
 import time
 import urllib.parse
 import urllib.request
@@ -29,6 +32,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from llama_cpp import Llama
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter, MTMDChatHandler
 
+from mmcli.backends import kvcache
+from mmcli.backends.kvcache import KvCache, MediaUnit, Unit
 from mmcli.backends.safetokens import MEDIA, Media, Piece, SpecialToken
 from mmcli.errors import InputError, UsageError
 
@@ -148,6 +153,28 @@ def load_image(url: str) -> bytes:
         raise InputError(f"cannot read image {path}: {exc.strerror}") from None
 
 
+@dataclass(frozen=True)
+class Prompt:
+    """An evaluated prompt: ids as ``Llama`` sees them (one per position, 0 at images), its
+    KV cells (``n_tokens``; more than ``len(ids)`` under M-RoPE) and how many were reused."""
+
+    ids: list[int]
+    n_tokens: int
+    cached_tokens: int = 0
+
+
+def _units(chunk: Any) -> list[Unit]:
+    """A chunk as KV units: its text token ids, or one ``MediaUnit``."""
+    if mtmd_cpp.mtmd_input_chunk_get_type(chunk) == mtmd_cpp.MTMD_INPUT_CHUNK_TYPE_TEXT:
+        n = ctypes.c_size_t()
+        ptr = mtmd_cpp.mtmd_input_chunk_get_tokens_text(chunk, ctypes.byref(n))
+        return [int(ptr[j]) for j in range(n.value)]
+    chunk_id = mtmd_cpp.mtmd_input_chunk_get_id(chunk)
+    return [MediaUnit(id=chunk_id.decode() if chunk_id else "",
+                      n_tokens=int(mtmd_cpp.mtmd_input_chunk_get_n_tokens(chunk)),
+                      n_pos=int(mtmd_cpp.mtmd_input_chunk_get_n_pos(chunk)))]
+
+
 def _parts(pieces: list[Piece], bitmaps: list[Any]) -> list[Any]:
     """mtmd input parts: text runs tokenized as plain text, special tokens by their own text
     with ``parse_special`` (mtmd tokenizes each text part alone, as llama.cpp tokenizes each
@@ -188,16 +215,19 @@ class Vision:
         """The mtmd context pointer."""
         return self.handler.mtmd_ctx
 
-    def eval_prompt(self, llm: Llama, pieces: list[Piece],
-                    urls: list[ImageRef]) -> tuple[list[int], dict[str, float]]:
-        """Tokenize text + images with mtmd and evaluate them into a cleared KV cache.
+    def eval_prompt(self, llm: Llama, pieces: list[Piece], urls: list[ImageRef],
+                    kv: KvCache | None = None) -> tuple[Prompt, dict[str, float]]:
+        """Tokenize text + images with mtmd and evaluate what the KV cache does not hold yet.
 
         Args:
-            llm: the text model (its KV cache is cleared).
+            llm: the text model.
             pieces: the prompt from ``SpecialTokens.pieces`` (``MEDIA`` = one image each).
             urls: the images, in order.
+            kv: what ``llm``'s KV cache holds; the prompt's longest equal prefix (same text
+                tokens, same image pixels) is kept, the rest evaluated (and recorded in it).
+                None: evaluate into a cleared KV cache.
         Returns:
-            ``(prompt token ids as llama sees them, timings)``; image positions hold 0 ids.
+            ``(the prompt, timings)``; ``encode_s`` is 0 when every image was reused.
         Raises:
             InputError: an image cannot be decoded, or the prompt does not fit ``n_ctx``.
         """
@@ -208,23 +238,40 @@ class Vision:
                 if bitmap is None:
                     raise InputError(f"image {i + 1} cannot be decoded by the vision encoder")
                 bitmaps.append(bitmap)
-            return self._eval(llm, pieces, bitmaps)
+            if kv is None:
+                kv = KvCache()
+                llm.reset()
+                llm._ctx.kv_cache_clear()
+            return self._eval(llm, pieces, bitmaps, kv)
         finally:
             for bitmap in bitmaps:
                 mtmd_cpp.mtmd_bitmap_free(bitmap)
 
     def _bitmap(self, ref: ImageRef) -> Any:
+        """An mtmd bitmap whose id is a hash of its pixels (what KV reuse compares)."""
         if isinstance(ref, RawImage):
             if len(ref.data) != ref.width * ref.height * 3:
                 raise InputError("raw image size does not match width x height x 3")
             buf = (ctypes.c_uint8 * len(ref.data)).from_buffer_copy(ref.data)
-            return mtmd_cpp.mtmd_bitmap_init(ref.width, ref.height, buf)
-        data = load_image(ref)
-        return mtmd_cpp.mtmd_helper_bitmap_init_from_buf(
-            self.ctx, (ctypes.c_uint8 * len(data)).from_buffer(bytearray(data)), len(data), False)
+            bitmap = mtmd_cpp.mtmd_bitmap_init(ref.width, ref.height, buf)
+            pixels = ref.data
+        else:
+            data = load_image(ref)
+            bitmap = mtmd_cpp.mtmd_helper_bitmap_init_from_buf(
+                self.ctx, (ctypes.c_uint8 * len(data)).from_buffer(bytearray(data)), len(data),
+                False)
+            if bitmap is None:
+                return None
+            pixels = ctypes.string_at(mtmd_cpp.mtmd_bitmap_get_data(bitmap),
+                                      mtmd_cpp.mtmd_bitmap_get_n_bytes(bitmap))
+        if bitmap is not None:
+            size = (f"{mtmd_cpp.mtmd_bitmap_get_nx(bitmap)}x"
+                    f"{mtmd_cpp.mtmd_bitmap_get_ny(bitmap)}:").encode()
+            mtmd_cpp.mtmd_bitmap_set_id(bitmap, hashlib.sha256(size + pixels).hexdigest().encode())
+        return bitmap
 
-    def _eval(self, llm: Llama, pieces: list[Piece],
-              bitmaps: list[Any]) -> tuple[list[int], dict[str, float]]:
+    def _eval(self, llm: Llama, pieces: list[Piece], bitmaps: list[Any],
+              kv: KvCache) -> tuple[Prompt, dict[str, float]]:
         if sum(p is MEDIA for p in pieces) != len(bitmaps):
             raise InputError(f"the prompt has a different number of image markers than "
                              f"the {len(bitmaps)} images given")
@@ -242,7 +289,7 @@ class Vision:
             items = [mtmd_cpp.mtmd_input_chunks_get(chunks, i)
                      for i in range(mtmd_cpp.mtmd_input_chunks_size(chunks))]
             self._check_fits(llm, items)
-            return self._eval_chunks(llm, items)
+            return self._eval_chunks(llm, items, kv)
         finally:
             mtmd_cpp.mtmd_input_chunks_free(chunks)
 
@@ -258,28 +305,43 @@ class Vision:
                 f"{context_size(llm)} (n_ctx)",
                 hint="raise n_ctx in the model's manifest options, or send fewer images")
 
-    def _eval_chunks(self, llm: Llama, items: list[Any]) -> tuple[list[int], dict[str, float]]:
-        encode_s = 0.0
+    def _eval_chunks(self, llm: Llama, items: list[Any],
+                     kv: KvCache) -> tuple[Prompt, dict[str, float]]:
+        per_chunk = [_units(chunk) for chunk in items]
+        units = [u for chunk_units in per_chunk for u in chunk_units]
         start = time.perf_counter()
-        for chunk in items:
+        keep = kv.reuse(llm, units)
+        encode_s = 0.0
+        done = 0  # units before this chunk
+        for chunk, chunk_units in zip(items, per_chunk):
+            skip = min(max(keep - done, 0), len(chunk_units))
+            done += len(chunk_units)
+            if skip == len(chunk_units):
+                continue  # already in the KV cache
             if mtmd_cpp.mtmd_input_chunk_get_type(chunk) == mtmd_cpp.MTMD_INPUT_CHUNK_TYPE_TEXT:
-                n = ctypes.c_size_t()
-                ptr = mtmd_cpp.mtmd_input_chunk_get_tokens_text(chunk, ctypes.byref(n))
-                llm.eval([ptr[j] for j in range(n.value)])
-                continue
-            t0 = time.perf_counter()
-            first = llm.n_tokens
-            new_n_past = llama_cpp.llama_pos(0)
-            rc = mtmd_cpp.mtmd_helper_eval_chunk_single(
-                self.ctx, llm._ctx.ctx, chunk, llama_cpp.llama_pos(first),
-                llama_cpp.llama_seq_id(0), llm.n_batch, False, ctypes.byref(new_n_past))
-            if rc != 0:
-                raise InputError(f"the vision encoder failed on the image (code {rc})")
-            llm.n_tokens = new_n_past.value
-            llm.input_ids[first:llm.n_tokens] = 0  # positions of image embeddings
-            encode_s += time.perf_counter() - t0
+                llm.eval(chunk_units[skip:])  # type: ignore[arg-type]
+            else:
+                t0 = time.perf_counter()
+                self._eval_image(llm, chunk)
+                encode_s += time.perf_counter() - t0
+            kv.add(chunk_units[skip:])
         timings = {"encode_s": encode_s, "prompt_s": time.perf_counter() - start}
-        return llm.input_ids[:llm.n_tokens].tolist(), timings
+        prompt = Prompt(ids=llm.input_ids[:llm.n_tokens].tolist(),
+                        n_tokens=kvcache.n_tokens(units),
+                        cached_tokens=kvcache.n_tokens(units[:keep]))
+        return prompt, timings
+
+    def _eval_image(self, llm: Llama, chunk: Any) -> None:
+        """Encode one image chunk and decode its embeddings at ``llm.n_tokens`` (a position)."""
+        first = llm.n_tokens
+        new_n_past = llama_cpp.llama_pos(0)
+        rc = mtmd_cpp.mtmd_helper_eval_chunk_single(
+            self.ctx, llm._ctx.ctx, chunk, llama_cpp.llama_pos(first),
+            llama_cpp.llama_seq_id(0), llm.n_batch, False, ctypes.byref(new_n_past))
+        if rc != 0:
+            raise InputError(f"the vision encoder failed on the image (code {rc})")
+        llm.n_tokens = new_n_past.value
+        llm.input_ids[first:llm.n_tokens] = 0  # positions of image embeddings
 
     def close(self) -> None:
         """Free the mtmd context now (llama-cpp-python would at ``Llama.close()``)."""

@@ -42,7 +42,12 @@ class Options:
 
 @dataclass
 class Usage:
-    """Tokens of the turn: the whole templated prompt and the generated reply."""
+    """Tokens of the turn: the whole templated prompt and the generated reply.
+
+    ``cached_tokens`` (OpenAI's meaning): the prompt tokens whose KV cache was reused from the
+    previous turn instead of evaluated again - text and images alike (0 on a first turn, or
+    when the history changed before its first token).
+    """
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -53,6 +58,7 @@ class AttachmentInfo:
     """One attachment of a turn and how it entered the conversation.
 
     Attributes:
+    cached_tokens: int = 0
         path: as given (``-`` for stdin).
         kind: ``image`` | ``audio`` | ``video`` | ``text``.
         sha256: of the file's bytes.

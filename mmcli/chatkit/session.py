@@ -266,7 +266,7 @@ class ChatSession:
             input=turn.user, task="chat", model=self.model.info, device=self.engine.device,
             timings=Timings(load_s=load_s, run_s=attach_s + done.total_s, extra=extra),
             reply=turn.reply or "", finish_reason="interrupted" if stopped else done.finish_reason,
-            usage=Usage(done.prompt_tokens, done.completion_tokens),
+            usage=Usage(done.prompt_tokens, done.completion_tokens, done.cached_tokens),
             attachments=[info(a) for a in turn.attachments], turn=self.turns_sent,
             context=self.n_ctx, dropped_turns=dropped, prefix_reused=reused)
 
