@@ -22,6 +22,34 @@ MIME = {b"\xff\xd8": "image/jpeg", b"\x89P": "image/png", b"GI": "image/gif", b"
 
 
 @dataclass
+class RegionPart:
+    """The region of an image attachment (``/attach photo.jpg --point X,Y``), made by
+    ``mmcli.chatkit.regions``: the marked crop enters the prompt instead of the whole image.
+
+    Attributes:
+        where: the region's prompt as typed (``320,240`` or ``10,10,50,40``).
+        points / neg_points / box: the segment prompt of this one region (original pixels).
+        style: ``outline`` | ``dim`` (how the crop marks the region).
+        note: the sentence saying what is marked (caption's region lead).
+        instruction: caption's region prompt, for a caption model describing the crop.
+        mask: the region, the same object as one of segment's ``masks`` (``MaskResult``).
+        crop: ``[x0, y0, x1, y1]`` of the crop in original pixels.
+        png: the marked crop as the model sees it (empty until segmented).
+    """
+
+    where: str
+    points: list[tuple[float, float]] = field(default_factory=list)
+    neg_points: list[tuple[float, float]] = field(default_factory=list)
+    box: tuple[float, float, float, float] | None = None
+    style: str = "outline"
+    note: str = ""
+    instruction: str = ""
+    mask: Any = None
+    crop: list[int] = field(default_factory=list)
+    png: bytes = field(default=b"", repr=False)
+
+
+@dataclass
 class Attachment:
     """A file attached to a message.
 
@@ -34,6 +62,7 @@ class Attachment:
             (see ``mmcli.chatkit.records.AttachmentInfo``).
         frames: a native video's sampled frames, ``(seconds, PNG bytes)`` each; ``text`` then
             holds its timed transcript notes.
+        region: a region of an image (``data`` stays the whole file: its hash, its size).
     """
 
     path: str
@@ -45,6 +74,7 @@ class Attachment:
     text: str | None = None
     cached: bool = False
     frames: list[tuple[float, bytes]] = field(default_factory=list, repr=False)
+    region: RegionPart | None = None
 
     def __post_init__(self) -> None:
         if not self.sha256:
@@ -54,6 +84,18 @@ class Attachment:
     def name(self) -> str:
         """The file name shown in labels (``stdin`` for piped input)."""
         return "stdin" if self.path == "-" else Path(self.path).name
+
+    @property
+    def label(self) -> str:
+        """The name in prompt labels: ``photo.jpg``, or ``photo.jpg, region at 320,240``."""
+        return self.name if self.region is None else f"{self.name}, region at {self.region.where}"
+
+    @property
+    def key(self) -> str:
+        """What the bridge caches its text under: the file's hash (and the region)."""
+        if self.region is None:
+            return self.sha256
+        return f"{self.sha256}#{self.region.where}/{self.region.style}"
 
     def data_url(self) -> str:
         """A ``data:`` URL of an image, for native vision input."""
@@ -76,6 +118,9 @@ class Attachment:
 
         if self.used_as != "native":
             return []
+        if self.region is not None:  # the marked crop, then what is marked (as caption)
+            return [image(self.region.png),
+                    {"type": "text", "text": f"\n[image {self.label}]: {self.region.note}\n"}]
         if self.kind != "video":
             return [image(self.data)]
         parts: list[dict[str, Any]] = []
@@ -89,9 +134,9 @@ class Attachment:
         if self.used_as == "native":
             return ""
         if self.used_as == "described":
-            return f"[{self.kind} {self.name}, described by {self.by}]: {self.text}"
+            return f"[{self.kind} {self.label}, described by {self.by}]: {self.text}"
         if self.used_as == "missing":
-            return f"[{self.kind} {self.name}]: {self.text}"
+            return f"[{self.kind} {self.label}]: {self.text}"
         if self.used_as == "transcribed":
             return f"[audio {self.name}, transcribed by {self.by}]: {self.text}"
         return f"[file {self.name}]\n{self.text}\n[end of {self.name}]"

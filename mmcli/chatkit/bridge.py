@@ -58,10 +58,11 @@ class Bridge:
             self._native_video(att, chat_model, frames)
             return
         task = TASK_OF[att.kind]
-        key = (task, att.sha256)
+        key = (task, att.key)
         att.cached = key in self.cache
         if not att.cached:
             self.cache[key] = (self._video(att, chat_model, has_vision) if att.kind == "video"
+                               else self._region(att, chat_model) if att.region is not None
                                else self._run(task, att, chat_model))
         att.by, att.text = self.cache[key]
         att.used_as = USED_AS[task]
@@ -92,7 +93,7 @@ class Bridge:
             info = sampler.probe(att.data)
             if not info.has_video:
                 raise sampler.no_video(info.has_audio)
-            sampled = [(f.t, _png(f.picture)) for f in sampler.sample(
+            sampled = [(f.t, png(f.picture)) for f in sampler.sample(
                 att.data, fps=VIDEO_FPS, max_frames=limit, max_side=DEFAULT_MAX_SIDE,
                 name=att.name)]
         except InputError as exc:
@@ -109,9 +110,19 @@ class Bridge:
         notes = Evidence(info.duration_s, [], [], "", heard, {}).notes()
         return sampled, by, notes
 
-    def remember(self, kind: str, sha256: str, by: str, text: str) -> None:
-        """Seed the cache (a loaded transcript brings its bridged texts back)."""
-        self.cache[(TASK_OF[kind], sha256)] = (by, text)
+    def remember(self, kind: str, key: str, by: str, text: str) -> None:
+        """Seed the cache (a loaded transcript brings its bridged texts back); ``key`` is
+        ``Attachment.key``."""
+        self.cache[(TASK_OF[kind], key)] = (by, text)
+
+    def _region(self, att: Attachment, chat_model: str) -> tuple[str, str]:
+        """A region for a model that cannot see: the caption model describes the marked crop
+        with caption's region prompt (what ``mmcli caption --point`` asks)."""
+        assert att.region is not None
+        record = self._run("caption", att, chat_model, data=att.region.png,
+                           prompt=att.region.instruction)
+        by = record.model.name if record.model is not None else str(self.models["caption"])
+        return by, record.text().strip()
 
     def _video(self, att: Attachment, chat_model: str, has_vision: bool) -> tuple[str, str]:
         """Timed notes of a clip: frame captions (by the chat model when it sees images, else
@@ -127,14 +138,15 @@ class Bridge:
         return by, record.notes
 
     def _run(self, task: str, att: Attachment, chat_model: str, *, model: str | None = None,
-             whole: bool = False, **options: Any) -> Any:
+             whole: bool = False, data: bytes | None = None, **options: Any) -> Any:
         from mmcli import api
 
         why = ("video clips are described before they enter the chat" if att.kind == "video"
                else f"chat model '{chat_model}' cannot see images" if task == "caption"
                else "audio is transcribed before it enters the chat")
         try:
-            source: str | bytes = att.path if att.path != "-" else att.data
+            source: str | bytes = data if data is not None else \
+                att.path if att.path != "-" else att.data
             records = list(api.run(task, [source], model=model or self.models[task],
                                    settings=self.settings, **options))
         except (ImportError, KeyError):
@@ -158,7 +170,7 @@ class Bridge:
         return by, record.text().strip()
 
 
-def _png(picture: Any) -> bytes:
+def png(picture: Any) -> bytes:
     """PNG bytes of an ``mmcli.images.Picture`` (lossless: the model sees the sampled pixels)."""
     import io
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from mmcli.chatkit import attachments as attach
-from mmcli.chatkit import transcript
+from mmcli.chatkit import regions, transcript
 from mmcli.chatkit.records import ChatRecord
 from mmcli.chatkit.session import ChatSession
 from mmcli.chatkit.speak import Speaker
@@ -21,7 +21,11 @@ from mmcli.records import ResolvedModel
 
 HELP = """\
 /help                 this list
-/attach PATH...       attach files to the next message (images, audio, text; Tab completes)
+/attach PATH...       attach files to the next message (images, audio, video, text; Tab
+                      completes)
+/attach IMG --point X,Y   attach the region at X,Y (segmented; the model sees it marked
+                      in a crop); --box X0,Y0,X1,Y1 a box's object; --neg-point X,Y leaves
+                      an area out; each --point / --box is one region
 /detach               drop the queued attachments
 /model NAME           switch models (the conversation is kept)
 /system [TEXT]        set the system prompt (no text: back to the model's default)
@@ -97,12 +101,15 @@ class ChatDriver:
     def attach(self, rest: str) -> None:
         """Queue files for the next message; each bad path is its own error line."""
         try:
-            paths = shlex.split(rest)
+            paths, asked = regions.split(shlex.split(rest))
         except ValueError as exc:
             raise UsageError(f"/attach: {exc}")
         if not paths:
-            queued = ", ".join(a.path for a in self.pending) or "nothing"
+            queued = "; ".join(a.label for a in self.pending) or "nothing"
             self.printer.say(f"queued: {queued}")
+            return
+        if asked:
+            self.attach_regions(paths[0], asked)
             return
         for path in paths:
             try:
@@ -114,6 +121,26 @@ class ChatDriver:
             self.pending.append(att)
             self.printer.say(f"attached {att.name} ({att.kind}, {_size(len(att.data))}) "
                              "to the next message")
+
+    def attach_regions(self, path: str, asked: dict[str, list[str]]) -> None:
+        """Queue the regions of one image (``/attach IMG --point X,Y``); a region whose mask
+        is empty is its own error line, the others are queued."""
+        session = self.session
+        image = attach.load(path, session.options.max_text_kb)
+        made, problems = regions.attach(image, asked, session.settings,
+                                        session.options.segment_model, session.max_side)
+        for problem in problems:
+            self.failed = True
+            self.printer.error(problem)
+        for att in made:
+            self.pending.append(att)
+            assert att.region is not None and att.region.mask is not None
+            self.printer.say(f"attached {att.label} (mask of {att.region.mask.area} px, crop "
+                             f"{_crop(att.region.crop)}) to the next message")
+
+
+def _crop(box: list[int]) -> str:
+    return f"{box[2] - box[0]}x{box[3] - box[1]} at {box[0]},{box[1]}"
 
 
 def _size(n: int) -> str:
@@ -175,7 +202,10 @@ def _load(d: ChatDriver, rest: str) -> None:
     for turn in conv.turns:  # saved bridged texts seed the cache: no re-captioning
         for att in turn.attachments:
             if att.used_as in ("described", "transcribed") and att.by and att.text is not None:
-                d.session.bridge.remember(att.kind, att.sha256, att.by, att.text)
+                d.session.bridge.remember(att.kind, att.key, att.by, att.text)
+            elif att.region is not None and att.used_as == "native":  # the crop is not saved
+                regions.restore(att, d.session.settings, d.session.options.segment_model,
+                                d.session.max_side)
             elif att.kind == "video" and att.used_as == "native":
                 d.session.prepare(att)  # the frames are not saved: sample the clip again
     for note in notes:

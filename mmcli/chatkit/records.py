@@ -8,8 +8,12 @@ options (``mmcli.tasks.chat`` re-exports both for the task contract).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mmcli.records import Record
+
+if TYPE_CHECKING:
+    from mmcli.tasks.segment import MaskResult
 
 
 @dataclass
@@ -27,6 +31,8 @@ class Options:
         max_text_kb: size cap of one text attachment, in KB.
         max_frames: most frames of a video attachment a chat model that sees images gets as
             images (0: videos always enter as timed captions).
+        segment_model: segments the regions of ``/attach IMG --point X,Y`` (None: segment's
+            default).
     """
 
     prompt: str = "Describe this."
@@ -38,6 +44,7 @@ class Options:
     transcribe_model: str | None = None
     max_text_kb: int = 256
     max_frames: int = 4
+    segment_model: str | None = None
 
 
 @dataclass
@@ -51,6 +58,7 @@ class Usage:
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0
 
 
 @dataclass
@@ -58,7 +66,6 @@ class AttachmentInfo:
     """One attachment of a turn and how it entered the conversation.
 
     Attributes:
-    cached_tokens: int = 0
         path: as given (``-`` for stdin).
         kind: ``image`` | ``audio`` | ``video`` | ``text``.
         sha256: of the file's bytes.
@@ -71,6 +78,8 @@ class AttachmentInfo:
             native videos (the timed transcript notes that follow the frames).
         cached: the bridged text (or a native video's frames) came from this session's cache.
         frames: how many frames of a native video entered as images (None otherwise).
+        region: for ``/attach IMG --point X,Y``, the region: the same object as caption's
+            ``region`` (one of segment's ``masks``); None for a whole file.
     """
 
     path: str
@@ -82,6 +91,7 @@ class AttachmentInfo:
     text: str | None = None
     cached: bool = False
     frames: int | None = None
+    region: MaskResult | None = None
 
 
 @dataclass

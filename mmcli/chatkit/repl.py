@@ -40,7 +40,8 @@ class ReplPrinter:
         for a in record.attachments:
             how = a.used_as + (f", {a.frames} frames" if a.frames else "") + \
                 (f" by {a.by}" if a.by else "") + (" (cached)" if a.cached else "")
-            self.err.print(f"  [{a.kind} {a.path}: {how}]", style="dim", markup=False)
+            where = f", region {_where(a.region.prompt)}" if a.region is not None else ""
+            self.err.print(f"  [{a.kind} {a.path}{where}: {how}]", style="dim", markup=False)
         extra = record.timings.extra
         stopped = " · stopped" if record.finish_reason == "interrupted" else ""
         cut = " · cut at --max-tokens" if record.finish_reason == "length" else ""
@@ -57,6 +58,12 @@ class ReplPrinter:
         self.err.print(f"error: {message}", style="red", markup=False)
         if hint:
             self.err.print(f"hint: {hint}", style="dim", markup=False)
+
+
+def _where(prompt: dict[str, Any]) -> str:
+    """A region's prompt as typed: ``320,240`` or ``10,10,50,40``."""
+    spec = prompt.get("box") or (prompt.get("points") or [[]])[0]
+    return ",".join(f"{v:g}" for v in spec)
 
 
 def completer(models: Iterable[str]) -> Any:

@@ -72,6 +72,11 @@ class ChatSession:
         return self._engine
 
     @property
+    def max_side(self) -> int:
+        """The long side images are sent at (the model's ``max_side`` option, else 1024)."""
+        return int(self.model.options.get("max_side", 1024))
+
+    @property
     def n_ctx(self) -> int:
         """Context size of the loaded model."""
         return int(self.engine.n_ctx)
@@ -277,4 +282,5 @@ def info(att: Attachment) -> AttachmentInfo:
                           used_as=att.used_as, by=att.by,
                           text=att.text if att.used_as in ("described", "transcribed") or
                           att.frames else None,
-                          cached=att.cached, frames=len(att.frames) if att.frames else None)
+                          cached=att.cached, frames=len(att.frames) if att.frames else None,
+                          region=att.region.mask if att.region is not None else None)

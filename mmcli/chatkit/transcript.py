@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from mmcli.atomic import atomic_write
-from mmcli.chatkit.attachments import Attachment
+from mmcli.chatkit.attachments import Attachment, RegionPart
 from mmcli.chatkit.conversation import Conversation, Turn
 from mmcli.errors import InputError
 
@@ -32,8 +33,26 @@ def to_json(conv: Conversation, model: str) -> str:
 
 
 def _att(a: Attachment) -> dict[str, Any]:
-    return {"path": a.path, "kind": a.kind, "sha256": a.sha256, "bytes": len(a.data),
-            "used_as": a.used_as, "by": a.by, "text": a.text}
+    out = {"path": a.path, "kind": a.kind, "sha256": a.sha256, "bytes": len(a.data),
+           "used_as": a.used_as, "by": a.by, "text": a.text}
+    if a.region is not None:  # the prompt that makes the region again (and its mask)
+        r = a.region
+        out["region"] = {"where": r.where, "points": r.points, "neg_points": r.neg_points,
+                         "box": r.box, "style": r.style,
+                         "mask": asdict(r.mask) if r.mask is not None else None}
+    return out
+
+
+def _region(r: dict[str, Any] | None) -> RegionPart | None:
+    if r is None:
+        return None
+    from mmcli.tasks.segment import MaskResult
+
+    mask = MaskResult(**r["mask"]) if r.get("mask") else None
+    return RegionPart(str(r["where"]), [tuple(p) for p in r.get("points", [])],  # type: ignore
+                      [tuple(p) for p in r.get("neg_points", [])],  # type: ignore
+                      tuple(r["box"]) if r.get("box") else None,  # type: ignore
+                      str(r.get("style", "outline")), mask=mask)
 
 
 def save(path: Path, conv: Conversation, model: str) -> None:
@@ -75,4 +94,4 @@ def _restore(a: dict[str, Any], notes: list[str]) -> Attachment:
             return Attachment(a["path"], a["kind"], b"", sha256=a["sha256"], used_as="missing",
                               text=f"(the {a['kind']} is no longer available)")
     return Attachment(a["path"], a["kind"], data, sha256=a["sha256"], used_as=a["used_as"],
-                      by=a.get("by"), text=a.get("text"))
+                      by=a.get("by"), text=a.get("text"), region=_region(a.get("region")))

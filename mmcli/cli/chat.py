@@ -36,13 +36,21 @@ def chat(
         "--transcribe-model", help="Transcribes audio attachments.")] = None,
     max_text_kb: Annotated[int, typer.Option(
         "--max-text-kb", min=1, help="Size cap of one text attachment (KB).")] = 256,
+    max_frames: Annotated[int, typer.Option(
+        "--max-frames", min=0, help="Most frames of a video attachment a model that sees "
+        "images gets as images (one per second; 0 = timed captions instead).")] = 4,
+    segment_model: Annotated[Optional[str], typer.Option(
+        "--segment-model", help="Segments the regions of /attach IMG --point X,Y (default: "
+        "segment's).")] = None,
 ) -> None:
     """Chat with a local model; attach photos, voice memos and text files.
 
     `mmcli chat "question" -a photo.jpg`, `cat notes.md | mmcli chat "summarize"` (piped text is
     a document), `cat question.txt | mmcli chat` (all of stdin is one message; its /lines are
     text, never commands), `mmcli chat --script turns.txt` (one message or /command per line),
-    or just `mmcli chat` for a REPL (/help inside).
+    or just `mmcli chat` for a REPL (/help inside). In the REPL or a script,
+    `/attach photo.jpg --point X,Y` (or `--box X0,Y0,X1,Y1`, `--neg-point X,Y`) attaches that
+    region of the image: segmented, cropped and marked as `caption --point` does.
     """
     from mmcli.chatkit.entry import run_chat
     from mmcli.chatkit.records import Options
@@ -50,7 +58,8 @@ def chat(
     check_format(fmt, FORMATS)
     options = Options(prompt=prompt or "", system=system, max_tokens=max_tokens,
                       temperature=temperature, seed=seed, caption_model=caption_model,
-                      transcribe_model=transcribe_model, max_text_kb=max_text_kb)
+                      transcribe_model=transcribe_model, max_text_kb=max_text_kb,
+                      max_frames=max_frames, segment_model=segment_model)
     code = run_chat(settings_of(ctx), model, options, prompt, attach or [], fmt, script=script)
     raise typer.Exit(code)
 
