@@ -1,0 +1,270 @@
+"""The ``--ray`` runner: a batch's inputs run on a pool of Ray actors, outputs written here.
+
+Each actor (``--ray-workers N``, ``--ray-cpus``/``--ray-gpus`` each) installs the driver's
+task and engine registrations, runs its engines with exactly its CPUs as threads and loads the
+model once (on its first input). The driver pulls inputs lazily (so skips, the journal and
+``--max-duration`` work as locally), keeps at most two inputs in flight per actor, and yields
+each input's events in input order to ``batch.run``, which writes stdout, sidecars and the
+journal: every output is written once, by the driver.
+
+Inputs are read where they are when the worker sees the same file (same size and mtime at the
+same absolute path: one machine or shared storage); otherwise the worker answers "not here"
+and the driver ships the bytes. A worker killed mid-run (SIGKILL, OOM) is restarted by Ray and
+its in-flight inputs are retried; an input that kills its worker three times becomes an error
+record. Ray is imported only when ``--ray`` is given (``pip install 'mmcli[ray]'``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from mmcli.batch import Results, Runner
+from mmcli.errors import MmcliError, ModelUnavailableError, UsageError
+from mmcli.events import TaskEvent
+from mmcli.inputs import InputItem
+from mmcli.records import ErrorInfo
+from mmcli.work import Work
+
+INSTALL_HINT = "pip install 'mmcli[ray]'"
+DEPTH = 2  # inputs queued per actor: the next one is there when the current one ends
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+RETRIES = 2  # Ray re-runs an input whose worker died this many times, then it fails
+
+
+class Where(Protocol):
+    """The ``--ray*`` options (``cli.common.BatchArgs``)."""
+
+    ray: str | None
+    ray_workers: int
+    ray_cpus: float
+    ray_gpus: float
+
+
+def import_ray() -> Any:
+    """The ``ray`` module, or a usage error naming the extra to install (exit 2)."""
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("--ray needs Ray, which is not installed", hint=INSTALL_HINT) from None
+    return ray
+
+
+@dataclass
+class Stop:
+    """A worker's failure that concerns the whole run (model missing there, usage)."""
+
+    error: MmcliError
+
+
+@dataclass
+class NotHere:
+    """The worker cannot see the input's file: the driver ships its bytes."""
+
+
+class Worker:
+    """The actor: one task and model, loaded once, run on the inputs it is sent."""
+
+    def __init__(self, work: Work, cpus: float) -> None:
+        work.install()
+        self.work = work.with_threads(max(1, int(cpus)))
+        self.host = socket.gethostname()
+        self.runner: Runner | None = None
+
+    def ready(self) -> str | Stop:
+        """This worker's hostname once the model's files are there (else ``Stop``)."""
+        missing = [p for p in self.work.model.files.values() if not p.exists()]
+        entry = self.work.model.entry
+        if missing and entry is not None:
+            from mmcli import hub
+
+            files = hub.local_files(entry)  # another install path on this node (its package)
+            if files is not None:
+                self.work = replace(self.work, model=replace(self.work.model, files=files))
+                missing = []
+        if missing:
+            return Stop(ModelUnavailableError(
+                f"model '{self.work.model.name}' is missing on Ray worker {self.host} "
+                f"({missing[0]})",
+                hint=f"run `mmcli models pull {self.work.model.name}` on every node, or put the "
+                "model cache on shared storage (HF_HOME); bundled models need their package "
+                "installed on every node"))
+        return self.host
+
+    def run(self, item: InputItem, seen: tuple[int, int] | None) -> list[TaskEvent] | Stop | \
+            NotHere:
+        """One input's events; ``seen`` is the (size, mtime) the driver sees for its file."""
+        if seen is not None and item.path is not None and _fingerprint(item.path) != seen:
+            return NotHere()
+        if self.runner is None:  # runners.local's choice (importing it would be a cycle)
+            from mmcli import tasks
+            from mmcli.batch import sequential
+
+            w = self.work
+            self.runner = tasks.get(w.task).runner(w) or \
+                sequential(w.process(), w.error_record, debug=w.settings.debug)
+        try:
+            return [e for _, events in self.runner(iter([item])) for e in events]
+        except MmcliError as exc:
+            exc.message = f"{exc.message} (on Ray worker {self.host})"
+            exc.args = (exc.message,)
+            return Stop(exc)
+
+
+def _fingerprint(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, int(st.st_mtime)
+
+
+def _shipped(item: InputItem) -> InputItem:
+    """The item with its file's bytes (parts too), for a worker that cannot see it."""
+    parts = tuple(_shipped(p) for p in item.parts)
+    if item.path is None or item.data is not None or item.error is not None:
+        return replace(item, parts=parts)
+    try:
+        data = item.path.read_bytes()
+    except OSError as exc:
+        return replace(item, parts=parts, error=f"{item.display}: {exc.strerror or exc}")
+    return replace(item, data=data, parts=parts)
+
+
+def _seen(item: InputItem) -> tuple[int, int] | None:
+    """What the driver sees of the item's file, for the worker to compare (None: no file)."""
+    if item.path is None or item.data is not None or item.error is not None or item.parts:
+        return None
+    return _fingerprint(item.path)
+
+
+def connect(ray: Any, address: str, cpus: int) -> bool:
+    """Join the cluster ``address`` asks for; True when this call started Ray (stop it after).
+
+    ``local`` starts Ray here with ``cpus`` CPUs; ``auto`` joins ``RAY_ADDRESS`` or the
+    cluster running on this machine; anything else is a cluster address.
+    """
+    if ray.is_initialized():
+        return False  # a library caller or a test session started it: reuse, leave it running
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    quiet = {"logging_level": logging.ERROR, "log_to_driver": False,
+             "include_dashboard": False}
+    try:
+        if address == "local":
+            ray.init(address="local", num_cpus=cpus, **quiet)
+        else:
+            target = (os.environ.get("RAY_ADDRESS") or "auto") if address == "auto" else address
+            ray.init(address=target, **quiet)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"--ray {address}: cannot reach a Ray cluster ({first})",
+                         hint="start one with `ray start --head` (then --ray auto), set "
+                         "RAY_ADDRESS, or use --ray local") from None
+    return True
+
+
+def runner(work: Work, where: Where) -> Runner:
+    """A runner that sends the inputs to ``where.ray_workers`` Ray actors (see module doc)."""
+    ray = import_ray()
+    assert where.ray is not None
+    started = connect(ray, where.ray, max(1, math.ceil(where.ray_workers * where.ray_cpus)))
+    try:
+        check_fits(ray, where)
+    except UsageError:
+        if started:
+            ray.shutdown()
+        raise
+    threads = str(max(1, int(where.ray_cpus)))
+    # Set before the worker process starts: numpy's BLAS and OpenMP read them once, at load
+    # (CTranslate2's and onnxruntime's own thread counts come from settings.threads).
+    env = {name: threads for name in THREAD_VARS}
+    cls = ray.remote(Worker).options(  # type: ignore[attr-defined]
+        num_cpus=where.ray_cpus, num_gpus=where.ray_gpus, max_restarts=-1,
+        max_task_retries=RETRIES, max_concurrency=1, runtime_env={"env_vars": env})
+
+    def run(items: Iterator[InputItem]) -> Results:
+        actors = [cls.remote(work, where.ray_cpus) for _ in range(where.ray_workers)]
+        try:
+            yield from _stream(ray, actors, items, work)
+        finally:
+            for actor in actors:
+                ray.kill(actor)
+            if started:
+                ray.shutdown()
+
+    return run
+
+
+def check_fits(ray: Any, where: Where) -> None:
+    """A worker must fit the cluster's CPUs and GPUs, or nothing would ever run."""
+    total = ray.cluster_resources()
+    for name, per in (("CPU", where.ray_cpus), ("GPU", where.ray_gpus)):
+        if per > total.get(name, 0.0):
+            raise UsageError(f"--ray-{name.lower()}s {per:g} per worker: the Ray cluster has "
+                             f"{total.get(name, 0.0):g} {name}s",
+                             hint=f"lower --ray-{name.lower()}s or add nodes with {name}s")
+
+
+def _stream(ray: Any, actors: list[Any], items: Iterator[InputItem], work: Work) -> Results:
+    """Dispatch to ready actors (least queued first), yield results in input order."""
+    ready: list[int] = []  # actors whose model files were found
+    starting = {actor.ready.remote(): i for i, actor in enumerate(actors)}
+    pending: deque[list[Any]] = deque()  # [item, ref, actor index], input order
+    exhausted = False
+    while True:
+        if starting and (not ready or not exhausted):
+            done, _ = ray.wait(list(starting), num_returns=1, timeout=0 if ready else None)
+            for ref in done:
+                index = starting.pop(ref)
+                answer = ray.get(ref)
+                if isinstance(answer, Stop):
+                    raise answer.error
+                ready.append(index)
+        while not exhausted and len(pending) < DEPTH * len(ready):
+            item = next(items, None)
+            if item is None:
+                exhausted = True
+                break
+            index = _least_queued(ready, pending)
+            sent = replace(item, path=item.path.absolute()) if item.path is not None else item
+            pending.append([item, actors[index].run.remote(sent, _seen(item)), index])
+        if not pending:
+            if exhausted:
+                return
+            continue
+        item, ref, index = pending.popleft()
+        answer = _get(ray, ref, item, work)
+        if isinstance(answer, NotHere):
+            shipped = _shipped(item)
+            answer = _get(ray, actors[index].run.remote(shipped, None), item, work)
+        if isinstance(answer, Stop):
+            raise answer.error
+        assert not isinstance(answer, NotHere)
+        yield item, answer
+
+
+def _least_queued(ready: list[int], pending: deque[list[Any]]) -> int:
+    queued = {i: 0 for i in ready}
+    for _, _, index in pending:
+        queued[index] += 1
+    return min(ready, key=lambda i: queued[i])
+
+
+def _get(ray: Any, ref: Any, item: InputItem, work: Work) -> list[TaskEvent] | Stop | NotHere:
+    """The actor's answer; an input whose worker died on every retry fails alone."""
+    from mmcli.events import Done
+
+    try:
+        return ray.get(ref)  # type: ignore[no-any-return]
+    except ray.exceptions.RayActorError as exc:
+        info = ErrorInfo.from_exception(RuntimeError(
+            f"{item.display}: the Ray worker died {RETRIES + 1} times on this input "
+            f"({type(exc).__name__})"))
+        return [Done(work.error_record(item, info))]
