@@ -213,3 +213,29 @@ def test_chat_max_frames(cli, tiny_vlm_manifest, clips, flag, used, frames):
 def test_chat_max_frames_refuses_negative(cli, tiny_vlm_manifest):
     r = cli("--models", str(tiny_vlm_manifest), "chat", "hi", "--max-frames", "-1")
     assert r.exit_code == 2 and "--max-frames" in r.stderr
+
+
+def test_repl_attaches_a_region(both, pictures, tmp_path):
+    """The real REPL (a pty): a region is attached, bad region lines are one error line each
+    and the session goes on, the turn's status line names the region."""
+    pexpect = pytest.importorskip("pexpect")
+    from tests.test_chat_repl import spawn
+
+    child = spawn(["--models", str(both), "chat", "-m", "tiny-vlm", "--max-tokens", "4"],
+                  pictures["land"].parent)
+
+    def say(line: str, *expect: str) -> None:
+        child.sendline(line)
+        for pattern in expect:
+            child.expect(pattern)
+        child.expect(">>>")
+
+    say("/help", "/attach IMG --point X,Y")
+    say("/attach land.png --point 900,10", "error: 900,10 is outside land.png")
+    say("/attach land.png --box 10,10,10,50", "error: box 10,10,10,50 is empty")
+    say("/attach land.png --point 320,240", "attached land.png, region at 320,240")
+    say("What is it?", "\\[image land.png, region 320,240: native\\]", "tiny-vlm · context")
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
