@@ -282,8 +282,13 @@ class Vision:
             parts = _parts(pieces, bitmaps)
             array = (ctypes.POINTER(mtmd_cpp.mtmd_input_part) * len(parts))(
                 *[ctypes.pointer(p) for p in parts])
-            # add_special: BOS (and EOS) as the vocabulary asks, as mtmd_tokenize added them.
-            rc = mtmd_cpp.mtmd_tokenize_from_parts(self.ctx, chunks, array, len(parts), True)
+            # add_special: BOS (and EOS) as the vocabulary asks, as mtmd_tokenize added them -
+            # unless the template wrote the BOS itself (Gemma 3's starts with {{ bos_token }}):
+            # llama.cpp's chat.cpp drops that text instead, so there is one BOS, not two.
+            first = pieces[0] if pieces else None
+            own_bos = isinstance(first, SpecialToken) and first.id == llm.token_bos()
+            rc = mtmd_cpp.mtmd_tokenize_from_parts(self.ctx, chunks, array, len(parts),
+                                                   not own_bos)
             if rc != 0:
                 raise InputError(f"the vision encoder cannot preprocess the image (code {rc})")
             items = [mtmd_cpp.mtmd_input_chunks_get(chunks, i)
