@@ -19,9 +19,10 @@ Families (ids are the pytest ids):
   overview, wrapped in ``<fake_token_around_image><row_R_col_C>`` / ``<global-img>`` markup.
 - ``qwen25vl`` (Qwen2.5-VL): ``qwen2vl`` text arch with M-RoPE (``rope.dimension_sections``
   [2, 3, 3, 0] = Qwen2.5-VL-3B's [16, 24, 24, 0] scaled to head dim 16), q/k/v biases;
-  ``clip.projector_type = qwen2.5vl_merger``: two temporal patch convs, RMS norms, SwiGLU (``use_silu``),
-  window attention (``n_wa_pattern`` 2: block 0 windowed, block 1 full, as every 8th of the real
-  32), 2x2 patch merger ``mm.0``/``mm.2``, CLIP mean/std, patch 14, dynamic resolution.
+  ``clip.projector_type = qwen2.5vl_merger``: two temporal patch convs, RMS norms, SwiGLU
+  (``use_silu``), window attention (``n_wa_pattern`` 2: block 0 windowed, block 1 full, as
+  every 8th of the real 32), 2x2 patch merger ``mm.0``/``mm.2``, CLIP mean/std, patch 14,
+  dynamic resolution.
 - ``gemma3`` (Gemma 3): ``gemma3`` text arch (q/k norms, post-attention/FFN norms, sliding
   window, separate rope base for local layers); ``clip.projector_type = gemma3``: SigLIP + 4x4
   average pooling (no scale-factor key: the default, as in the released mmproj),
