@@ -140,3 +140,54 @@ def test_chat_records_show_cached_tokens(cli, tiny_vlm_manifest: Path,  # noqa: 
     assert text.exit_code == 0, text.stderr
     usage = [json.loads(line)["usage"] for line in text.stdout.splitlines()]
     assert usage[0]["cached_tokens"] == 0 < usage[0]["prompt_tokens"] <= usage[1]["cached_tokens"]
+
+
+FAMILY_MANIFEST = """
+[models.tiny-{family}]
+engine = "llama-mtmd"
+tasks = ["chat"]
+description = "tiny generated {family} VLM (random weights)"
+license = "MIT"
+size_mb = 1
+path = "{dir}"
+files = {{ model = "{model}", mmproj = "{mmproj}" }}
+options = {{ n_ctx = 4096 }}
+"""
+
+
+@pytest.mark.parametrize("family", ["llava", "idefics3", "qwen25vl", "gemma3"])
+def test_each_family_reuses_the_image_exactly(family: str, tmp_path: Path) -> None:
+    """Per libmtmd family (tests/vlmfamilies.py): turn 2 keeps the image's KV (idefics3: every
+    tile of it; qwen25vl: M-RoPE, where the image advances fewer positions than its tokens),
+    replies as a fresh evaluation does, and another image stops the reuse in front of it."""
+    from tests import vlmfamilies
+
+    text, mmproj = vlmfamilies.build(family, tmp_path / "model")
+    models = tmp_path / "m.toml"
+    models.write_text(FAMILY_MANIFEST.format(family=family, dir=text.parent, model=text.name,
+                                             mmproj=mmproj.name))
+    settings = Settings()
+    model = resolve.resolve(f"tiny-{family}", "chat", manifest.load(models), settings)
+    engine = LlamaEngine.load(model, settings)
+    try:
+        photo = make_image(tmp_path / "a.png", 1, size=(150, 100))
+        other = make_image(tmp_path / "b.png", 2, size=(150, 100))
+        reply, d1 = ask(engine, history(photo, [("What is it?", None)]))
+        images = [u for u in engine.kv.units if isinstance(u, MediaUnit)]
+        assert images and n_tokens(engine.kv.units) >= d1.prompt_tokens
+        if family == "idefics3":
+            assert len(images) > 1 and len({u.id for u in images}) == 1  # tiles of one image
+        if family == "qwen25vl":
+            assert all(u.n_pos < u.n_tokens for u in images)  # M-RoPE
+        prefix = before_image(engine)
+        turns = [("What is it?", reply), ("And then?", None)]
+        second, d2 = ask(engine, history(photo, turns))
+        assert d2.cached_tokens >= d1.prompt_tokens and d2.extra["encode_s"] == 0
+        swapped, d3 = ask(engine, history(other, turns))
+        assert d3.cached_tokens == prefix and d3.extra["encode_s"] > 0
+        engine._reset()
+        assert ask(engine, history(photo, turns))[0] == second
+        engine._reset()
+        assert ask(engine, history(other, turns))[0] == swapped
+    finally:
+        engine.close()
