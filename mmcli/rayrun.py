@@ -16,6 +16,7 @@ record. Ray is imported only when ``--ray`` is given (``pip install 'mmcli[ray]'
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -151,6 +152,7 @@ def connect(ray: Any, address: str, cpus: int) -> bool:
     ``local`` starts Ray here with ``cpus`` CPUs; ``auto`` joins ``RAY_ADDRESS`` or the
     cluster running on this machine; anything else is a cluster address.
     """
+    _errors_to_stderr()
     if ray.is_initialized():
         return False  # a library caller or a test session started it: reuse, leave it running
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -168,6 +170,30 @@ def connect(ray: Any, address: str, cpus: int) -> bool:
                          hint="start one with `ray start --head` (then --ray auto), set "
                          "RAY_ADDRESS, or use --ray local") from None
     return True
+
+
+def _errors_to_stderr() -> None:
+    """Ray prints cluster messages ("a worker died", "task retried") on the driver's stdout,
+    which is mmcli's data: send them to stderr instead, cut to one short line each."""
+    try:
+        from ray._private import worker as ray_worker
+    except ImportError:  # another Ray layout: its messages stay where Ray puts them
+        return
+    original = getattr(ray_worker, "print_to_stdstream", None)
+    if original is None or getattr(original, "mmcli", False):
+        return
+
+    def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:
+        lines = [_short(line) for line in data.get("lines", [])]
+        original({**data, "lines": lines, "is_err": True}, ignore_prefix)
+
+    to_stderr.mmcli = True  # type: ignore[attr-defined]
+    ray_worker.print_to_stdstream = to_stderr
+
+
+def _short(line: str, limit: int = 200) -> str:
+    first = line.strip().splitlines()[0] if line.strip() else line
+    return first if len(first) <= limit else first[:limit - 1] + "…"
 
 
 def runner(work: Work, where: Where) -> Runner:
@@ -190,9 +216,12 @@ def runner(work: Work, where: Where) -> Runner:
         max_task_retries=RETRIES, max_concurrency=1, runtime_env={"env_vars": env})
 
     def run(items: Iterator[InputItem]) -> Results:
-        actors = [cls.remote(work, where.ray_cpus) for _ in range(where.ray_workers)]
+        first = next(items, None)  # nothing to run (all skipped, done or past the budget):
+        actors = [] if first is None else \
+            [cls.remote(work, where.ray_cpus) for _ in range(where.ray_workers)]  # no actors
         try:
-            yield from _stream(ray, actors, items, work)
+            if first is not None:
+                yield from _stream(ray, actors, itertools.chain([first], items), work)
         finally:
             for actor in actors:
                 ray.kill(actor)
