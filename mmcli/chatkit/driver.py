@@ -23,9 +23,10 @@ HELP = """\
 /help                 this list
 /attach PATH...       attach files to the next message (images, audio, video, text; Tab
                       completes)
-/attach IMG --point X,Y   attach the region at X,Y (segmented; the model sees it marked
-                      in a crop); --box X0,Y0,X1,Y1 a box's object; --neg-point X,Y leaves
-                      an area out; each --point / --box is one region
+/attach IMG --point X,Y
+                      attach a region: the object at X,Y, segmented and marked in a crop
+                      (--box X0,Y0,X1,Y1: the object in a box; --neg-point X,Y leaves an
+                      area out; each --point / --box is one region)
 /detach               drop the queued attachments
 /model NAME           switch models (the conversation is kept)
 /system [TEXT]        set the system prompt (no text: back to the model's default)
