@@ -95,7 +95,8 @@ class Attachment:
         """What the bridge caches its text under: the file's hash (and the region)."""
         if self.region is None:
             return self.sha256
-        return f"{self.sha256}#{self.region.where}/{self.region.style}"
+        neg = ";".join(f"{x:g},{y:g}" for x, y in self.region.neg_points)
+        return f"{self.sha256}#{self.region.where}-{neg}/{self.region.style}"
 
     def data_url(self) -> str:
         """A ``data:`` URL of an image, for native vision input."""
