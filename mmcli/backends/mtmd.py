@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import ctypes
+import functools
 import hashlib
 import time
 import urllib.parse
@@ -80,6 +81,9 @@ def render(template: jinja2.Template, llm: Llama, messages: list[dict[str, Any]]
             return {"type": "text", "text": media}
         return p
 
+    if _typed_only(template):  # plain strings as one text part each, as llama.cpp does
+        messages = [dict(m, content=[{"type": "text", "text": m["content"]}])
+                    if isinstance(m.get("content"), str) else m for m in messages]
     converted = [dict(m, content=[part(p) for p in m["content"]])
                  if isinstance(m.get("content"), list) else m for m in messages]
 
@@ -94,6 +98,31 @@ def render(template: jinja2.Template, llm: Llama, messages: list[dict[str, Any]]
     except (TypeError, jinja2.TemplateError) as exc:
         raise UsageError(f"the model's chat template cannot render these messages: {exc}",
                          hint="this template may not accept content parts (images)") from None
+
+
+_PROBE = "\ue003mmcli-probe\ue003"
+
+
+@functools.lru_cache(maxsize=8)
+def _typed_only(template: jinja2.Template) -> bool:
+    """True for a template that renders content parts but drops plain-string content
+    (SmolVLM's: ``for line in message['content']`` over a string yields nothing), so a system
+    prompt or a text-only turn would vanish. llama.cpp's chat.cpp detects the same capability
+    and sends such messages as ``[{"type": "text", ...}]``."""
+
+    def refuse(message: str) -> None:
+        raise ValueError(message)
+
+    def shows(content: Any) -> bool:
+        try:
+            return _PROBE in template.render(
+                messages=[{"role": "user", "content": content}], add_generation_prompt=True,
+                bos_token="", eos_token="", raise_exception=refuse,
+                strftime_now=Jinja2ChatFormatter.strftime_now)
+        except Exception:  # noqa: BLE001 - a probe: any failure means "not this form"
+            return False
+
+    return not shows(_PROBE) and shows([{"type": "text", "text": _PROBE}])
 
 
 @dataclass(frozen=True)
