@@ -142,6 +142,18 @@ def images(tmp_path: Path) -> Iterator[list[Path]]:
     yield [*pics, Path(shutil.copy(pics[0], tmp_path / "again.png"))]
 
 
+@FAMILIES
+def test_fixture_is_byte_identical_per_seed(family_dirs, tmp_path, family):
+    """The generator is reproducible (a seed gives the same bytes) and small."""
+    a = vlmfamilies.build(family, tmp_path / "a")
+    b = vlmfamilies.build(family, tmp_path / "b")
+    other = vlmfamilies.build(family, tmp_path / "c", seed=7)
+    for x, y, z in zip(a, b, other):
+        assert x.read_bytes() == y.read_bytes() != z.read_bytes()
+        assert 100_000 < x.stat().st_size < 1_000_000
+        assert x.read_bytes() == (family_dirs[family] / x.name).read_bytes()
+
+
 def image_chunks(prompt: list[Chunk]) -> list[Chunk]:
     return [c for c in prompt if c.image]
 
