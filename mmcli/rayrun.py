@@ -74,8 +74,13 @@ class Worker:
     """The actor: one task and model, loaded once, run on the inputs it is sent."""
 
     def __init__(self, work: Work, cpus: float) -> None:
+        threads = max(1, int(cpus))
+        # Before any engine loads: numpy's BLAS and OpenMP read these once, at load (a
+        # runtime_env would do it too, at ~5 s more per actor start). CTranslate2's,
+        # llama.cpp's and onnxruntime's own thread counts come from settings.threads.
+        os.environ.update({name: str(threads) for name in THREAD_VARS})
         work.install()
-        self.work = work.with_threads(max(1, int(cpus)))
+        self.work = work.with_threads(threads)
         self.host = socket.gethostname()
         self.runner: Runner | None = None
 
@@ -207,13 +212,9 @@ def runner(work: Work, where: Where) -> Runner:
         if started:
             ray.shutdown()
         raise
-    threads = str(max(1, int(where.ray_cpus)))
-    # Set before the worker process starts: numpy's BLAS and OpenMP read them once, at load
-    # (CTranslate2's and onnxruntime's own thread counts come from settings.threads).
-    env = {name: threads for name in THREAD_VARS}
     cls = ray.remote(Worker).options(  # type: ignore[attr-defined]
         num_cpus=where.ray_cpus, num_gpus=where.ray_gpus, max_restarts=-1,
-        max_task_retries=RETRIES, max_concurrency=1, runtime_env={"env_vars": env})
+        max_task_retries=RETRIES, max_concurrency=1)
 
     def run(items: Iterator[InputItem]) -> Results:
         first = next(items, None)  # nothing to run (all skipped, done or past the budget):
@@ -292,6 +293,12 @@ def _get(ray: Any, ref: Any, item: InputItem, work: Work) -> list[TaskEvent] | S
 
     try:
         return ray.get(ref)  # type: ignore[no-any-return]
+    except ray.exceptions.RayTaskError as exc:
+        # A bug in the worker (not an input's failure): the driver fails as a local run would.
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, BaseException):
+            raise cause from None
+        raise
     except ray.exceptions.RayActorError as exc:
         info = ErrorInfo.from_exception(RuntimeError(
             f"{item.display}: the Ray worker died {RETRIES + 1} times on this input "
