@@ -76,7 +76,7 @@ class SpeechToTextEngine(Protocol):
         """16 kHz mono float32 samples of a file or its bytes (``InputError`` if undecodable)."""
         ...
 
-    def transcribe(self, audio: np.ndarray, compute_type: str | None, batch_size: int,
+    def transcribe(self, audio: np.ndarray, compute_type: str | None,
                    **kwargs: Any) -> tuple[Iterator[Segment], TranscriptionInfo]:
         """``(lazy segments, info)``; ``kwargs`` are faster-whisper ``transcribe`` arguments."""
         ...

@@ -93,7 +93,7 @@ class _Engine:
         self.info = SimpleNamespace(language="en", language_probability=1.0,
                                     duration_after_vad=after_vad)
 
-    def transcribe(self, audio: Any, compute_type: str | None, batch_size: int,
+    def transcribe(self, audio: Any, compute_type: str | None,
                    **kwargs: Any) -> tuple[Any, Any]:
         return iter(self.segments), self.info
 

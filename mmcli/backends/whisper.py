@@ -7,24 +7,27 @@ PyAV 19), so anything FFmpeg reads works.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import ctranslate2
 import numpy as np
-from faster_whisper import BatchedInferencePipeline, WhisperModel
+from faster_whisper import WhisperModel
 from faster_whisper.transcribe import Segment, TranscriptionInfo
 
 from mmcli import devices
 from mmcli.backends import media
+from mmcli.backends.whisperbatch import Gatherer, Job
 from mmcli.errors import UsageError
 from mmcli.records import ResolvedModel
 from mmcli.settings import Settings
 
 SAMPLE_RATE = 16_000
+T = TypeVar("T")
 COMPUTE_TYPES = ("auto", "int8", "int8_float16", "int8_float32", "int8_bfloat16", "float16",
                  "bfloat16", "float32", "default")
 
@@ -95,14 +98,13 @@ class WhisperEngine:
         """
         return media.decode_audio(source, SAMPLE_RATE)
 
-    def transcribe(self, audio: np.ndarray, compute_type: str | None, batch_size: int,
+    def transcribe(self, audio: np.ndarray, compute_type: str | None,
                    **kwargs: Any) -> tuple[Iterator[Segment], TranscriptionInfo]:
         """Start transcribing; segments come lazily from a generator as they are decoded.
 
         Args:
             audio: 16 kHz mono samples (see ``decode``).
             compute_type: CTranslate2 compute type (None = the loaded default).
-            batch_size: > 0 uses faster-whisper's batched pipeline (long files, GPUs).
             **kwargs: faster-whisper ``transcribe`` arguments (language, beam_size, …).
         Returns:
             ``(segments, info)`` as faster-whisper returns them.
@@ -117,13 +119,24 @@ class WhisperEngine:
             self._sampled.discard(ct)
         ctranslate2.set_random_seed(0)
         model, _ = self.model(ct)
-        if batch_size > 0:
-            pipeline = BatchedInferencePipeline(model)
-            kwargs.pop("condition_on_previous_text", None)
-            segments, info = pipeline.transcribe(audio, batch_size=batch_size, **kwargs)
-        else:
-            segments, info = model.transcribe(audio, **kwargs)
+        segments, info = model.transcribe(audio, **kwargs)
         return self._watch(segments, ct), info
+
+    def batch(self, compute_type: str | None) -> WhisperBatch:
+        """A batch across inputs: each input's sequential pipeline in a thread, their
+        CTranslate2 calls run together (``mmcli.backends.whisperbatch``)."""
+        ct = compute_type or self.default_compute
+        model, _ = self.model(ct)
+
+        def fresh() -> Any:  # the same model again, for one input's sampling calls
+            return ctranslate2.models.Whisper(str(self.model_dir), device=self.device,
+                                              compute_type=ct, intra_threads=self.threads or 0,
+                                              inter_threads=1)
+
+        gatherer = Gatherer(model.model, fresh)
+        view = copy.copy(model)  # shares the tokenizer and feature extractor
+        view.model = gatherer.proxy()
+        return WhisperBatch(self.device, view, gatherer)
 
     def _watch(self, segments: Iterable[Segment], compute_type: str) -> Iterator[Segment]:
         for seg in segments:
@@ -134,3 +147,31 @@ class WhisperEngine:
     def close(self) -> None:
         """Free the models (CTranslate2 releases memory when the objects go)."""
         self._models.clear()
+
+
+class WhisperBatch:
+    """Inputs transcribed together: ``start`` one input's work, ``step`` runs their calls.
+
+    Attributes:
+        device: where the model runs.
+    """
+
+    def __init__(self, device: str, view: WhisperModel, gatherer: Gatherer) -> None:
+        self.device, self._view, self._gatherer = device, view, gatherer
+
+    def transcribe(self, audio: np.ndarray, compute_type: str | None,
+                   **kwargs: Any) -> tuple[Iterator[Segment], TranscriptionInfo]:
+        """As ``WhisperEngine.transcribe``, called from a job started here (``start``)."""
+        return self._view.transcribe(audio, **kwargs)
+
+    def start(self, fn: Callable[[], T]) -> Job[T]:
+        """Run one input's work (``fn``, which calls ``transcribe``) in its own thread."""
+        return self._gatherer.start(fn)
+
+    def step(self) -> bool:
+        """Run the engine calls every running input waits on; False when none waited."""
+        return self._gatherer.step()
+
+    def close(self) -> None:
+        """End the batch: inputs still running stop at their next engine call."""
+        self._gatherer.close()

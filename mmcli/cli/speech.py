@@ -41,7 +41,8 @@ def transcribe(
         "--compute-type", help="auto | int8 | int8_float16 | float16 | float32 (default: the "
         "model's manifest option, else auto).")] = None,
     batch_size: Annotated[int, typer.Option(
-        "--batch-size", min=0, help="> 0: faster-whisper's batched pipeline (long files).")] = 0,
+        "--batch-size", min=1, help="Inputs transcribed together (one batched encoder/beam "
+        "search call for all); 1: one at a time. Same transcripts either way.")] = 8,
     output: common.OutputOpt = None,
     batch: common.BatchArgs = common.BatchArgs(),
 ) -> None:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import difflib
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from mmcli import console, engines, subtitles
+from mmcli import console, engines, journal, subtitles
 from mmcli.enginetypes import SpeechToTextEngine
 from mmcli.errors import InputError, UsageError
 from mmcli.events import Done, Measured, SegmentDone, TaskEvent
@@ -27,6 +27,13 @@ from mmcli.outputs import default_render
 from mmcli.records import Record, ResolvedModel, Timings
 from mmcli.settings import Settings
 from mmcli.tasks.base import Process, Sidecar, Task
+from mmcli.tasks.transcribe_batch import Notes, Steps
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from mmcli.batch import Runner
+    from mmcli.work import Work
 
 SUFFIXES = {"text": ".txt", "json": ".json", "jsonl": ".json", "srt": ".srt", "vtt": ".vtt",
             "tsv": ".tsv"}
@@ -43,6 +50,8 @@ NO_SPEECH = 0.6
 # min_speech_duration_ms = 0) and pads them by 0.4 s, so one 32 ms window over its threshold
 # turns a whole short clip into "speech".
 MIN_SPEECH_S = 0.1
+# --batch-size default: inputs transcribed together (bench/throughput.py; README Performance).
+BATCH_SIZE = 8
 
 
 @dataclass
@@ -100,7 +109,10 @@ class Options:
     initial_prompt: str | None = None
     temperature: float = 0.0
     compute_type: str | None = None
-    batch_size: int = 0
+    # Inputs whose CTranslate2 calls run together (1: one at a time). Each input's transcript
+    # is the one sequential decoding gives (tests/test_transcribe_batch.py), so it is not part
+    # of the journal key.
+    batch_size: int = journal.not_in_key(BATCH_SIZE)
 
 
 def temperatures(start: float) -> list[float]:
@@ -133,8 +145,6 @@ def check(engine: SpeechToTextEngine, options: Options) -> None:
         if options.language not in (None, "en"):
             raise UsageError(f"--language {options.language}: this model is English-only",
                              hint="use a multilingual model, e.g. --model small")
-    if options.batch_size > 0 and not options.vad:
-        raise UsageError("--batch-size needs --vad (the batched pipeline splits on speech)")
 
 
 def _source(item: InputItem) -> Path | bytes:
@@ -196,15 +206,15 @@ def _segment(seg: Any, duration: float) -> Segment:
                    seg.no_speech_prob, seg.temperature, words)
 
 
-def _run(engine: SpeechToTextEngine, audio: Any, options: Options, record: TranscriptRecord,
-         settings: Settings) -> Generator[TaskEvent, None, str | None]:
+def _run(engine: Transcriber, audio: Any, options: Options, record: TranscriptRecord,
+         settings: Settings, say: Callable[[str], None] = console.info
+         ) -> Generator[TaskEvent, None, str | None]:
     """Decode, keep the segments with speech (each judged before it is yielded).
 
     Returns:
         Why the transcript is empty, or None when it is not.
     """
-    segments, info = engine.transcribe(audio, options.compute_type, options.batch_size,
-                                       **engine_kwargs(options))
+    segments, info = engine.transcribe(audio, options.compute_type, **engine_kwargs(options))
     record.language, record.language_probability = info.language, info.language_probability
     last_temperature = temperatures(options.temperature)[-1]
     dropped = 0
@@ -212,9 +222,9 @@ def _run(engine: SpeechToTextEngine, audio: Any, options: Options, record: Trans
         if is_silence(seg, last_temperature):
             dropped += 1
             if settings.verbose:
-                console.info(f"{record.input}: segment {seg.id} dropped as silence "
-                             f"(no_speech_prob {seg.no_speech_prob:.2f}, "
-                             f"avg_logprob {seg.avg_logprob:.2f}): {seg.text.strip()!r}")
+                say(f"{record.input}: segment {seg.id} dropped as silence "
+                    f"(no_speech_prob {seg.no_speech_prob:.2f}, "
+                    f"avg_logprob {seg.avg_logprob:.2f}): {seg.text.strip()!r}")
             continue
         segment = _segment(seg, record.duration_s)
         record.segments.append(segment)
@@ -227,6 +237,55 @@ def _run(engine: SpeechToTextEngine, audio: Any, options: Options, record: Trans
     if options.vad and not info.duration_after_vad:
         return "voice activity detection found no speech"
     return "Whisper found no speech"
+
+
+class Transcriber(Protocol):
+    """What one input's transcription needs: the engine, or an input's place in a batch."""
+
+    device: str
+
+    def transcribe(self, audio: np.ndarray, compute_type: str | None,
+                   **kwargs: Any) -> tuple[Iterator[Any], Any]:
+        """``(lazy segments, info)`` as ``SpeechToTextEngine.transcribe``."""
+        ...
+
+
+def transcribe_one(engine: Transcriber, item: InputItem, audio: Callable[[], np.ndarray],
+                   model: ResolvedModel, options: Options, notes: Notes,
+                   load_s: float = 0.0) -> Iterator[TaskEvent]:
+    """One input's events (``SegmentDone``…, ``Done(record)``), alone or in a batch.
+
+    Args:
+        engine: transcribes the samples.
+        item: the input.
+        audio: returns its 16 kHz samples (decodes now, or hands over what was decoded ahead).
+        model: the resolved model (for the record).
+        options: the task options.
+        notes: where warnings go.
+        load_s: model load time to report in this record.
+    """
+    start = time.perf_counter()
+    samples = audio()
+    decode_s = time.perf_counter() - start
+    record = TranscriptRecord(input=item.display, task="transcribe", model=model.info,
+                              device=engine.device, duration_s=len(samples) / 16000)
+    yield Measured(record.duration_s)
+    if record.duration_s >= MIN_SPEECH_S:
+        why = yield from _run(engine, samples, options, record, notes.settings, notes.info)
+    else:
+        why = (f"{record.duration_s:.2f} s of audio is shorter than a syllable "
+               f"({MIN_SPEECH_S} s)")
+        record.language = options.language
+    if why:
+        notes.warn(f"{item.display}: empty transcript: {why}")
+    record.timings = Timings(load_s=load_s, run_s=time.perf_counter() - start,
+                             extra={"decode_audio_s": decode_s})
+    yield Done(record)
+
+
+def decode(engine: SpeechToTextEngine, item: InputItem) -> np.ndarray:
+    """16 kHz samples of an input (``InputError`` when it is empty or unreadable)."""
+    return engine.decode(_source(item))
 
 
 class TranscribeTask(Task[Options]):
@@ -279,27 +338,18 @@ class TranscribeTask(Task[Options]):
             engine, load_s = engines.load(model, settings)
             _, extra_load = engine.model(options.compute_type)
             check(engine, options)
-            start = time.perf_counter()
-            audio = engine.decode(_source(item))
-            decode_s = time.perf_counter() - start
-            record = TranscriptRecord(input=item.display, task="transcribe", model=model.info,
-                                      device=engine.device, duration_s=len(audio) / 16000)
-            yield Measured(record.duration_s)
-            if record.duration_s >= MIN_SPEECH_S:
-                why = yield from _run(engine, audio, options, record, settings)
-            else:
-                why = (f"{record.duration_s:.2f} s of audio is shorter than a syllable "
-                       f"({MIN_SPEECH_S} s)")
-                record.language = options.language
-            if why:
-                console.warn(f"{item.display}: empty transcript: {why}",
-                             quiet=settings.quiet)
-            record.timings = Timings(load_s=load_s + extra_load,
-                                     run_s=time.perf_counter() - start,
-                                     extra={"decode_audio_s": decode_s})
-            yield Done(record)
+            return transcribe_one(engine, item, lambda: decode(engine, item), model, options,
+                                  Notes(settings), load_s + extra_load)
 
         return process
+
+    def runner(self, work: Work) -> Runner | None:
+        """``--batch-size N`` > 1: N inputs transcribed together (``transcribe_batch``)."""
+        if work.options.batch_size <= 1:
+            return None
+        from mmcli.tasks import transcribe_batch
+
+        return transcribe_batch.runner(work, Steps(check, decode, transcribe_one))
 
 
 TASK = TranscribeTask()
