@@ -60,19 +60,18 @@ class MmcliGroup(TyperGroup):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(int(ExitCode.BROKEN_PIPE))
         except BaseException as exc:
-            from mmcli.batch import Terminated
-
-            if isinstance(exc, Terminated):
+            batch = sys.modules.get("mmcli.batch")  # not imported: no batch ran to terminate
+            if batch is not None and isinstance(exc, batch.Terminated):
                 console.error("terminated")
                 sys.exit(int(ExitCode.TERMINATED))
             raise
         finally:
-            from mmcli import engines
-
             # Every output is written and journaled by now: a late SIGTERM must not turn a
             # finished run into a signal death (or interrupt llama.cpp's close()).
             _on_sigterm(signal.SIG_IGN)
-            engines.close_all()
+            engines = sys.modules.get("mmcli.engines")  # not imported: nothing was loaded
+            if engines is not None:
+                engines.close_all()
             if not _PROCESS:
                 _on_sigterm(previous)  # in-process use (tests, library): leave signals as found
 
@@ -157,16 +156,20 @@ def _debug(ctx: Any) -> bool:
     return bool(getattr(obj, "debug", False))
 
 
-app = typer.Typer(
-    cls=MmcliGroup,
-    name="mmcli",
-    help="Run multimodal models locally: caption, vqa, transcribe, speak, segment, chat.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    # Plain click help: Rich's help renderer costs ~60 ms of imports on every --help.
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+def _new_app() -> typer.Typer:
+    """The Typer app with its global options, before any command is added."""
+    new = typer.Typer(
+        cls=MmcliGroup,
+        name="mmcli",
+        help="Run multimodal models locally: caption, vqa, transcribe, speak, segment, chat.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        # Plain click help: Rich's help renderer costs ~60 ms of imports on every --help.
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    new.callback()(main)
+    return new
 
 
 def _version(value: bool) -> None:
@@ -175,7 +178,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def main(
     ctx: typer.Context,
     models: Annotated[Optional[Path], typer.Option(
@@ -203,19 +205,54 @@ def main(
         ctx.obj.offline = True
 
 
-def _register() -> None:
+# A task command's module registers it (and its sibling); a run of that command builds only
+# those: the other command modules and their click commands would cost every run ~10-20 ms.
+TASK_MODULES = {"caption": "vision", "vqa": "vision", "transcribe": "speech",
+                "speak": "speech", "segment": "segment", "chat": "chat"}
+
+
+def _register(target: typer.Typer) -> None:
     from mmcli.cli import doctor, models_cmd, tasks
 
-    app.add_typer(models_cmd.app, name="models")
-    app.command("doctor")(doctor.doctor)
-    tasks.register(app)
+    target.add_typer(models_cmd.app, name="models")
+    target.command("doctor")(doctor.doctor)
+    tasks.register(target)
 
 
-_register()
+def __getattr__(name: str) -> typer.Typer:
+    """``app``: every command (``--help``, tests, library use), built on first use."""
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    full = _new_app()
+    _register(full)
+    globals()["app"] = full
+    return full
+
+
+def command_of(args: list[str]) -> str | None:
+    """The command word of a command line (global options and their values skipped)."""
+    i = 0
+    while i < len(args):
+        token = args[i]
+        if not token.startswith("-") or token == "-":
+            return token
+        flag = token.split("=", 1)[0]
+        if flag not in GLOBAL_OPTIONS:
+            return None  # --help, --version, a typo: the full app answers
+        i += 1 + (GLOBAL_OPTIONS[flag] and "=" not in token)
+    return None
 
 
 def run() -> None:
     """Console-script entry point."""
     global _PROCESS
     _PROCESS = True
-    app(prog_name="mmcli")
+    name = command_of(sys.argv[1:])
+    if name in TASK_MODULES:
+        import importlib
+
+        only = _new_app()
+        importlib.import_module(f"mmcli.cli.{TASK_MODULES[name]}").register(only)
+        only(prog_name="mmcli")
+    else:
+        __getattr__("app")(prog_name="mmcli")
