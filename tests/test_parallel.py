@@ -255,3 +255,41 @@ def test_signals_stop_the_workers_cleanly(tmp_path, subprocess_env, how):
     assert [x["input"] for x in journal] == \
         [str(tmp_path / "in" / f"{i:02d}.png") for i in range(len(journal))]
     assert {p.stem for p in out.glob("*.txt")} == {Path(x["input"]).name for x in journal}
+
+
+RUN_PROBE = """
+import sys
+from mmcli import engines
+from tests.fakes.fixtures import install
+install()
+engines.register(engines.EngineSpec("fake", "tests.test_parallel:ProbeEngine",
+                                    frozenset({"caption"})))
+from mmcli.cli import app as app_module
+app_module._PROCESS = True
+app_module.app(args=sys.argv[1:], prog_name="mmcli")
+"""
+
+
+def test_worker_logs_print_above_the_bar_on_a_terminal(tmp_path, subprocess_env):
+    """stdout and stderr on one pty: data lines and the workers' log lines stay whole above
+    the single bar (read back through a terminal emulator)."""
+    pexpect = pytest.importorskip("pexpect")
+    pyte = pytest.importorskip("pyte")
+    src = _inputs(tmp_path / "in", 6)
+    (src / "05.png").write_bytes(b"five")
+    child = pexpect.spawn(sys.executable, ["-c", RUN_PROBE, "--models",
+                                           str(write_manifest(tmp_path)), "fake-caption",
+                                           str(src), "--jobs", "2"],
+                          cwd=str(REPO), env=dict(subprocess_env, PROBE_NOISE="1",
+                                                  FAKE_SLEEP="0.1"),
+                          timeout=120, dimensions=(40, 120))
+    child.expect(pexpect.EOF)
+    child.close()
+    screen = pyte.Screen(120, 40)
+    pyte.ByteStream(screen).feed(child.before)
+    text = [line.rstrip() for line in screen.display if line.strip()]
+    assert child.exitstatus == 0, text
+    assert sum(1 for line in text if line.startswith("caption fake-echo")) == 1, text
+    assert text.count("fd 2 log line from the engine") == 2, text  # one per worker, whole
+    data = [line for line in text if line.startswith(str(src))]
+    assert [line.split(":")[0] for line in data] == [str(src / f"{i:02d}.png") for i in range(6)]
