@@ -8,7 +8,8 @@ transcribed by:
   ``pip install whisper-ctranslate2`` away),
 * mmcli with ``--batch-size 1/4/8`` and ``--jobs 1/2`` (same total threads),
 
-every case a fresh process, the cases interleaved run after run (machine noise hits all alike);
+every case a fresh process, the cases interleaved run after run and each run starting one case
+later (machine noise hits all alike);
 the medians, the ratios to the bare loop and the load average are printed. Then one input, whole
 process: ``mmcli transcribe one.wav`` vs a bare engine script and ``mmcli speak "text"`` vs a bare
 piper script. Last, quality: each clip's transcript with ``--batch-size 8`` and ``--jobs 2`` vs
@@ -110,17 +111,21 @@ def timed(cmd: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - start
 
 
-def compare(cases: dict[str, list[str]], runs: int, env: dict[str, str]
+def compare(cases: dict[str, list[str]], runs: int, env: dict[str, str], warm: int = 99
             ) -> tuple[dict[str, float], list[str]]:
-    """Median wall time of each case, the cases interleaved; the load average per run."""
-    for cmd in cases.values():  # warm-up: page cache, .pyc files
+    """Median wall time of each case, the cases interleaved; the load average per run.
+
+    The first ``warm`` cases run once before (page cache, .pyc files): the folder cases share
+    their program files, so warming two of them is enough."""
+    for cmd in list(cases.values())[:warm]:
         timed(cmd, env)
     times: dict[str, list[float]] = {k: [] for k in cases}
     loads = []
-    for _ in range(runs):
+    names = list(cases)
+    for run in range(runs):  # each run starts one case later: no case always runs first
         loads.append(loadavg())
-        for name, cmd in cases.items():
-            times[name].append(timed(cmd, env))
+        for name in names[run % len(names):] + names[:run % len(names)]:
+            times[name].append(timed(cases[name], env))
     loads.append(loadavg())
     return {k: statistics.median(v) for k, v in times.items()}, loads
 
@@ -188,7 +193,7 @@ def main() -> None:
         t = Path(tmp)
         clips = make_clips(t / "clips")
         cases = folder_cases(mm, py, whisper_dir, t / "clips", clips, args.threads, t)
-        r, loads = compare(cases, args.runs, env)
+        r, loads = compare(cases, args.runs, env, warm=3)
         base = r["bare faster-whisper loop"]
         print(f"24 clips, whole processes (load average per run: {' '.join(loads)}):")
         for name, took in r.items():

@@ -358,3 +358,17 @@ def test_a_resumed_batch_skips_what_another_batch_size_did(cli, speech_dir: Path
                 str(out), "--batch-size", "4")
     assert first.exit_code == again.exit_code == 0, again.stderr
     assert "2 done, 0 failed, 1 skipped" in again.stderr
+
+
+def test_a_lone_input_is_not_batched(cli, speech_dir: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """One input has nothing to batch with: the sequential path (its text streams live)."""
+    from mmcli.backends import whisper
+
+    def refuse(*args: Any) -> Any:
+        raise AssertionError("a lone input was batched")
+
+    monkeypatch.setattr(whisper.WhisperEngine, "batch", refuse)
+    result = cli("transcribe", str(speech_dir / "s0.wav"), "--batch-size", "8")
+    assert result.exit_code == 0, result.stderr
+    assert wer(speech_helpers.SENTENCES[0], result.stdout) <= 0.15

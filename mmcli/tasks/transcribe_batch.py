@@ -125,13 +125,17 @@ def _batched(work: Work, steps: Steps, items: Iterator[InputItem]) -> Results:
         first = next(items, None)
     if first is None:
         return
+    second = next(items, None)
+    pending = _chain([first] if second is None else [first, second], items)
+    one_at_a_time = sequential(work.process(), work.error_record, debug=work.settings.debug)
+    if second is None:  # a lone input: nothing to batch with, and its text streams live
+        yield from one_at_a_time(pending)
+        return
     engine, load_s = engines.load(work.model, work.settings)
     _, extra = engine.model(options.compute_type)
     steps.check(engine, options)
-    pending = _chain(first, items)
     if not hasattr(engine, "batch"):  # an engine without batching: one input at a time
-        yield from sequential(work.process(), work.error_record,
-                              debug=work.settings.debug)(pending)
+        yield from one_at_a_time(pending)
         return
     batch: SpeechBatch = engine.batch(options.compute_type)
     loads = [load_s + extra]  # reported by the first record, as the sequential path does
@@ -187,6 +191,6 @@ def _events(events: Iterable[TaskEvent], notes: Notes) -> Iterator[TaskEvent]:
         yield event
 
 
-def _chain(first: InputItem, rest: Iterator[InputItem]) -> Iterator[InputItem]:
-    yield first
+def _chain(first: list[InputItem], rest: Iterator[InputItem]) -> Iterator[InputItem]:
+    yield from first
     yield from rest
