@@ -8,6 +8,8 @@
    (tests/tinyvlm.py, built into a temporary folder). Target: turn 10 <= 1.5x turn 2 (the image
    stays in the KV cache; ``usage.cached_tokens`` is checked), with turn 10 on a cleared KV
    cache (image encoded again, whole history evaluated: what every image turn used to cost).
+   Once with mmcli's default flash attention, once with ``flash_attn = false`` (see
+   ``image_chat``: the toy model's turn time is mostly ggml's small-batch attention).
 3. Decode tokens/s of ``ChatSession.send`` vs a bare llama-cpp-python ``Llama.generate`` loop on
    the same GGUF, prompt and sampling, runs interleaved. Target: >= 0.95x.
 
@@ -92,13 +94,22 @@ def ttft_series(settings: Settings, runs: int, model: str = "smollm2-135m",
             evaluated)
 
 
-def image_chat(runs: int, threads: int | None) -> Series:
-    """``ttft_series`` of the tiny VLM with a picture at turn 1 (models built in a temp dir)."""
+def image_chat(runs: int, threads: int | None, flash_attn: bool = True) -> Series:
+    """``ttft_series`` of the tiny VLM with a picture at turn 1 (models built in a temp dir).
+
+    ``flash_attn=False`` is the manifest option: ggml's CPU flash attention takes a per-row
+    path for batches under 64 tokens (GGML_FA_TILE_Q), whose cost grows with the cached
+    history; on a 64-wide toy model that attention is most of a turn's work.
+    """
     from tests.vision_fixtures import make_image, write_manifest
 
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         models = write_manifest(root / "tiny-vlm.toml", root / "model")
+        if not flash_attn:
+            text = models.read_text()
+            models.write_text(text.replace("options = { n_ctx = 1024 }",
+                                           "options = { n_ctx = 1024, flash_attn = false }", 1))
         photo = make_image(root / "photo.png", 1, size=(640, 480))
         settings = Settings.from_env(offline=True, models_file=models, threads=threads)
         return ttft_series(settings, runs, "tiny-vlm", photo, max_tokens=24)
@@ -186,6 +197,7 @@ def main() -> None:
     print_series("smollm2 text chat  ", text)
     print(f"smollm2 turn 10 / turn 1 = {text[0][10] / text[0][1]:.2f} (target <= 1.5)")
     print_series("tiny-vlm image chat", image_chat(args.image_runs, args.threads))
+    print_series("tiny-vlm, no flash attn", image_chat(args.image_runs, args.threads, False))
     print(f"load average after the TTFT runs: {os.getloadavg()[0]:.2f}")
     ours, theirs, n = decode_compare(settings, args.runs, args.tokens)
     print(f"decode: mmcli {ours:.1f} tok/s, bare llama-cpp-python {theirs:.1f} tok/s "
