@@ -15,6 +15,7 @@ import importlib.metadata
 import os
 import platform
 import sys
+import time
 from typing import Any
 
 from mmcli import devices, engines, ggufmeta, hub, inventory, manifest
@@ -83,7 +84,9 @@ def _vlm(files: dict[str, Any], llama_ok: bool) -> dict[str, Any]:
         return {**out, "error": "llama-cpp-python does not import (see the llama line)"}
     from mmcli.backends.llama import mmproj_loads
 
+    start = time.perf_counter()
     out["loads"], out["error"] = mmproj_loads(files["model"], files["mmproj"])
+    out["load_s"] = round(time.perf_counter() - start, 3)  # reading the mmproj, mostly
     return out
 
 

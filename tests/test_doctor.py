@@ -117,6 +117,7 @@ def test_doctor_shows_each_local_vlm_projector_and_what_loads(cli, tiny_vlm_mani
                                                               tmp_path):
     src = tiny_vlm_manifest.parent
     rep = json.loads(cli("--models", str(tiny_vlm_manifest), "doctor", "--json").stdout)
+    assert 0 < rep["vlms"]["tiny-vlm"].pop("load_s") < 5
     assert rep["vlms"] == {"tiny-vlm": {  # tiny-text has no mmproj; smolvlm is not downloaded
         "mmproj": str(src / "tiny-vlm-mmproj.gguf"), "projector": {"vision": "mlp", "audio": None},
         "loads": {"vision": True, "audio": False}, "error": None}}
