@@ -10,8 +10,9 @@ journal: every output is written once, by the driver.
 Inputs are read where they are when the worker sees the same file (same size and mtime at the
 same absolute path: one machine or shared storage); otherwise the worker answers "not here"
 and the driver ships the bytes. A worker killed mid-run (SIGKILL, OOM) is restarted by Ray and
-its in-flight inputs are retried; an input that kills its worker three times becomes an error
-record. Ray is imported only when ``--ray`` is given (``pip install 'mmcli[ray]'``).
+its in-flight inputs are retried; an input whose worker died on every retry runs once more
+with nothing queued behind it, and becomes an error record if it kills the worker again. Ray is
+imported only when ``--ray`` is given (``pip install 'mmcli[ray]'``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any, Protocol
 
 from mmcli.batch import Results, Runner
 from mmcli.errors import MmcliError, ModelUnavailableError, UsageError
-from mmcli.events import TaskEvent
+from mmcli.events import Done, TaskEvent
 from mmcli.inputs import InputItem
 from mmcli.records import ErrorInfo
 from mmcli.work import Work
@@ -124,6 +125,12 @@ class Worker:
             return Stop(exc)
 
 
+    def run_once(self, item: InputItem, seen: tuple[int, int] | None) -> list[TaskEvent] | \
+            Stop | NotHere:
+        """``run`` that Ray does not retry when the worker dies (the runner marks it so)."""
+        return self.run(item, seen)
+
+
 def _fingerprint(path: Path) -> tuple[int, int] | None:
     try:
         st = path.stat()
@@ -212,6 +219,7 @@ def runner(work: Work, where: Where) -> Runner:
         if started:
             ray.shutdown()
         raise
+    ray.method(max_task_retries=0)(Worker.run_once)  # see _stream: Died
     cls = ray.remote(Worker).options(  # type: ignore[attr-defined]
         num_cpus=where.ray_cpus, num_gpus=where.ray_gpus, max_restarts=-1,
         max_task_retries=RETRIES, max_concurrency=1)
@@ -263,21 +271,37 @@ def _stream(ray: Any, actors: list[Any], items: Iterator[InputItem], work: Work)
                 exhausted = True
                 break
             index = _least_queued(ready, pending)
-            sent = replace(item, path=item.path.absolute()) if item.path is not None else item
-            pending.append([item, actors[index].run.remote(sent, _seen(item)), index])
+            pending.append([item, actors[index].run.remote(_sent(item), _seen(item)), index])
         if not pending:
             if exhausted:
                 return
             continue
         item, ref, index = pending.popleft()
-        answer = _get(ray, ref, item, work)
-        if isinstance(answer, NotHere):
-            shipped = _shipped(item)
-            answer = _get(ray, actors[index].run.remote(shipped, None), item, work)
+        answer = _get(ray, ref, item, actors[index])
+        if isinstance(answer, Died):
+            # Ray's retries ran out: this input may have killed its worker, or only waited
+            # behind the one that did. Once more, with nothing queued behind it and no retry
+            # (the driver sends nothing meanwhile): it runs, or it is the culprit.
+            answer = _get(ray, actors[index].run_once.remote(_sent(item), _seen(item)), item,
+                          actors[index])
+            if isinstance(answer, Died):
+                info = ErrorInfo.from_exception(RuntimeError(
+                    f"{item.display}: the Ray worker died {RETRIES + 2} times on this input"))
+                answer = [Done(work.error_record(item, info))]
         if isinstance(answer, Stop):
             raise answer.error
-        assert not isinstance(answer, NotHere)
+        assert isinstance(answer, list)
         yield item, answer
+
+
+@dataclass
+class Died:
+    """The input's worker died on each of Ray's retries."""
+
+
+def _sent(item: InputItem) -> InputItem:
+    """The item as a worker gets it: its path absolute (workers have another cwd)."""
+    return replace(item, path=item.path.absolute()) if item.path is not None else item
 
 
 def _least_queued(ready: list[int], pending: deque[list[Any]]) -> int:
@@ -287,20 +311,18 @@ def _least_queued(ready: list[int], pending: deque[list[Any]]) -> int:
     return min(ready, key=lambda i: queued[i])
 
 
-def _get(ray: Any, ref: Any, item: InputItem, work: Work) -> list[TaskEvent] | Stop | NotHere:
-    """The actor's answer; an input whose worker died on every retry fails alone."""
-    from mmcli.events import Done
-
+def _get(ray: Any, ref: Any, item: InputItem, actor: Any) -> list[TaskEvent] | Stop | Died:
+    """The actor's answer (shipping the bytes when the worker cannot see the file)."""
     try:
-        return ray.get(ref)  # type: ignore[no-any-return]
+        answer = ray.get(ref)
+        if isinstance(answer, NotHere):
+            answer = ray.get(actor.run.remote(_shipped(item), None))
+        return answer  # type: ignore[no-any-return]
     except ray.exceptions.RayTaskError as exc:
         # A bug in the worker (not an input's failure): the driver fails as a local run would.
         cause = getattr(exc, "cause", None)
         if isinstance(cause, BaseException):
             raise cause from None
         raise
-    except ray.exceptions.RayActorError as exc:
-        info = ErrorInfo.from_exception(RuntimeError(
-            f"{item.display}: the Ray worker died {RETRIES + 1} times on this input "
-            f"({type(exc).__name__})"))
-        return [Done(work.error_record(item, info))]
+    except ray.exceptions.RayActorError:
+        return Died()

@@ -52,7 +52,7 @@ def ray_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     env = {"PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "XDG_CACHE_HOME": str(home),
            "XDG_CONFIG_HOME": str(home), "HF_HOME": str(home / "hf")}
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              logging_level=logging.ERROR, runtime_env={"env_vars": env})
     yield ray
     ray.shutdown()
@@ -129,6 +129,8 @@ class DyingEngine(FakeEngine):
     process the first time (the marker file records that it happened)."""
 
     def describe(self, data: bytes, upper: bool = False) -> str:
+        if data == b"die-always":
+            os.kill(os.getpid(), signal.SIGKILL)
         if data.startswith(b"die:"):
             marker = Path(data[4:].decode())
             if not marker.exists():
@@ -168,6 +170,34 @@ def test_killed_worker_is_restarted_every_output_once(cli, ray_session, fake_eng
     again = cli("--models", str(fake_engine), "fake-caption", str(inputs),
                 "--output-dir", str(out), *RAY)
     assert again.exit_code == 0 and again.stdout == "" and len(journal(out)) == 8
+
+
+def test_an_input_that_always_kills_its_worker_fails_alone(cli, ray_session, fake_engine,
+                                                          tmp_path):
+    from mmcli import engines
+
+    engines.register(engines.EngineSpec("fake", "tests.test_ray:DyingEngine",
+                                        frozenset({"caption"})))
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(4):
+        (inputs / f"in{i}.txt").write_text("die-always" if i == 1 else f"input {i}")
+    out = tmp_path / "out"
+    r = cli("--models", str(fake_engine), "fake-caption", str(inputs), "--output-dir", str(out),
+            *RAY)
+    assert r.exit_code == 1, r.stderr
+    assert "in1.txt: the Ray worker died 4 times on this input" in r.stderr
+    assert sorted(tree(out)) == ["in0.txt.txt", "in2.txt.txt", "in3.txt.txt"]
+    assert [e["status"] for e in journal(out)] == ["done", "failed", "done", "done"]
+
+
+def test_a_worker_bigger_than_the_cluster_is_a_usage_error(cli, ray_session, fake_engine,
+                                                           tmp_path):
+    (tmp_path / "a.txt").write_text("a")
+    r = cli("--models", str(fake_engine), "fake-caption", str(tmp_path / "a.txt"),
+            "--ray", "local", "--ray-cpus", "3")
+    assert r.exit_code == 2
+    assert "--ray-cpus 3 per worker: the Ray cluster has 2 CPUs" in r.stderr
 
 
 def test_inputs_only_the_driver_sees_are_shipped(cli, ray_session, fake_engine, tmp_path,
