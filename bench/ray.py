@@ -10,8 +10,9 @@ printed, and every case's transcripts are checked to be the same bytes.
 Cases:
 1. ``--jobs 2 --threads 2`` (two engine processes, one thread each): the baseline.
 2. ``--ray local --ray-workers 2 --ray-cpus 1``: starts Ray, runs, stops it (a cold start).
-3. ``--ray auto`` against a Ray head started beforehand (``ray start --head --num-cpus 2``):
-   the steady-state cost of running through Ray on a cluster that is already up.
+3. ``--ray auto`` (``RAY_ADDRESS`` set) against a Ray instance started beforehand with 2 CPUs
+   (held by a helper process, not ``ray start``: ``ray stop`` would end every Ray on the
+   machine): the steady-state cost of running through Ray on a cluster that is already up.
 
 Target: case 3 within 10 % of case 1 (Ray's start-up in case 2 is reported apart).
 Usage: python bench/ray.py [--runs 3] [--clips 24]
@@ -30,6 +31,13 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+HOLD = """
+import logging, sys, ray
+ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+         logging_level=logging.ERROR)
+print(ray.get_runtime_context().gcs_address, flush=True)
+sys.stdin.read()  # until the benchmark closes it; Ray stops with this process
+"""
 WORDS = ("river", "station", "morning", "window", "garden", "letter", "market", "engine",
          "harbor", "silver", "thunder", "pencil")
 
@@ -73,7 +81,6 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=24)
     args = parser.parse_args()
     jobs = 2 if (REPO / "mmcli" / "parallel.py").exists() else 1
-    ray_bin = Path(sys.executable).with_name("ray")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
            "MKL_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("RAY_ADDRESS", None)
@@ -88,20 +95,20 @@ def main() -> None:
     }
     times: dict[str, list[float]] = {name: [] for name in cases}
     outputs: dict[str, dict[str, bytes]] = {}
-    head = False
+    head = subprocess.Popen([sys.executable, "-c", HOLD], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, env=env, text=True)
     try:
+        assert head.stdout is not None
+        address = head.stdout.readline().strip()
+        assert address, "the Ray instance for --ray auto did not start"
         clips = make_clips(tmp, args.clips)
-        subprocess.run([str(ray_bin), "start", "--head", "--num-cpus", "2",
-                        "--include-dashboard=false", "--disable-usage-stats"], env=env,
-                       check=True, capture_output=True)
-        head = True
         for run in range(args.runs):
             for name, case in cases.items():
                 out = tmp / f"out-{run}-{len(times[name])}-{name.split()[0].strip('-')}"
                 argv = [a.replace("{clips}", str(clips)) for a in case]
                 case_env = dict(env)
-                if "local" in name:  # a second Ray on this machine, apart from the head
-                    case_env["RAY_ADDRESS"] = ""
+                if "auto" in name:
+                    case_env["RAY_ADDRESS"] = address
                 times[name].append(mmcli("--offline", "--quiet", *argv, "--output-dir",
                                          str(out), env=case_env))
                 outputs[name] = transcripts(out)
@@ -109,8 +116,9 @@ def main() -> None:
             print(f"run {run + 1}: " + ", ".join(f"{n} {t[-1]:.1f} s" for n, t in times.items()),
                   file=sys.stderr)
     finally:
-        if head:
-            subprocess.run([str(ray_bin), "stop", "--force"], env=env, capture_output=True)
+        if head.stdin is not None:
+            head.stdin.close()
+        head.wait(timeout=120)
         shutil.rmtree(tmp, ignore_errors=True)
     base = statistics.median(times[f"--jobs {jobs}"])
     same = len({tuple(sorted(o.items())) for o in outputs.values()}) == 1
