@@ -21,13 +21,17 @@ import itertools
 import logging
 import math
 import os
+import signal
 import socket
+import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from mmcli import console
 from mmcli.batch import Results, Runner
 from mmcli.errors import MmcliError, ModelUnavailableError, UsageError
 from mmcli.events import Done, TaskEvent
@@ -38,6 +42,8 @@ from mmcli.work import Work
 INSTALL_HINT = "pip install 'mmcli[ray]'"
 DEPTH = 2  # inputs queued per actor: the next one is there when the current one ends
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+SLICE_S = 0.25  # Ray waits in slices this long, signals delivered between them
+WAIT_S = 60.0  # a note on stderr each time no worker has started for this long
 RETRIES = 2  # Ray re-runs an input whose worker died this many times, then it fails
 
 
@@ -170,6 +176,10 @@ def connect(ray: Any, address: str, cpus: int) -> bool:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     quiet = {"logging_level": logging.ERROR, "log_to_driver": False,
              "include_dashboard": False}
+    # ray.init installs its own SIGTERM handler (exit 1 or 15); mmcli's (unwind, summary,
+    # exit 143) must stay: the runner's close stops the actors and a Ray started here.
+    main = threading.current_thread() is threading.main_thread()
+    sigterm = signal.getsignal(signal.SIGTERM) if main else None
     try:
         if address == "local":
             ray.init(address="local", num_cpus=cpus, **quiet)
@@ -181,6 +191,9 @@ def connect(ray: Any, address: str, cpus: int) -> bool:
         raise UsageError(f"--ray {address}: cannot reach a Ray cluster ({first})",
                          hint="start one with `ray start --head` (then --ray auto), set "
                          "RAY_ADDRESS, or use --ray local") from None
+    finally:
+        if main and sigterm is not None:
+            signal.signal(signal.SIGTERM, sigterm)
     return True
 
 
@@ -196,7 +209,10 @@ def _errors_to_stderr() -> None:
         return
 
     def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:
-        lines = [_short(line) for line in data.get("lines", [])]
+        # "killed by `ray.kill`": the runner stopping its own actors at the end, not news
+        lines = [_short(line) for line in data.get("lines", []) if "`ray.kill`" not in line]
+        if not lines:
+            return
         original({**data, "lines": lines, "is_err": True}, ignore_prefix)
 
     to_stderr.mmcli = True  # type: ignore[attr-defined]
@@ -258,7 +274,11 @@ def _stream(ray: Any, actors: list[Any], items: Iterator[InputItem], work: Work)
     exhausted = False
     while True:
         if starting and (not ready or not exhausted):
-            done, _ = ray.wait(list(starting), num_returns=1, timeout=0 if ready else None)
+            done = _wait(ray, list(starting), 0 if ready else WAIT_S)
+            if not done and not ready:
+                free = ray.available_resources().get("CPU", 0.0)
+                console.warn(f"no Ray worker has started after {WAIT_S:.0f} s (the cluster has "
+                             f"{free:g} free CPUs now); still waiting")
             for ref in done:
                 index = starting.pop(ref)
                 answer = ray.get(ref)
@@ -300,7 +320,10 @@ class Died:
 
 
 def _sent(item: InputItem) -> InputItem:
-    """The item as a worker gets it: its path absolute (workers have another cwd)."""
+    """The item as a worker gets it: its path absolute (workers have another cwd); a group's
+    parts (``vqa --together``: one unit of a few images) always travel as bytes."""
+    if item.parts:
+        return _shipped(item)
     return replace(item, path=item.path.absolute()) if item.path is not None else item
 
 
@@ -314,9 +337,12 @@ def _least_queued(ready: list[int], pending: deque[list[Any]]) -> int:
 def _get(ray: Any, ref: Any, item: InputItem, actor: Any) -> list[TaskEvent] | Stop | Died:
     """The actor's answer (shipping the bytes when the worker cannot see the file)."""
     try:
+        _wait(ray, [ref], None)
         answer = ray.get(ref)
         if isinstance(answer, NotHere):
-            answer = ray.get(actor.run.remote(_shipped(item), None))
+            ref = actor.run.remote(_shipped(item), None)
+            _wait(ray, [ref], None)
+            answer = ray.get(ref)
         return answer  # type: ignore[no-any-return]
     except ray.exceptions.RayTaskError as exc:
         # A bug in the worker (not an input's failure): the driver fails as a local run would.
@@ -326,3 +352,44 @@ def _get(ray: Any, ref: Any, item: InputItem, actor: Any) -> list[TaskEvent] | S
         raise
     except ray.exceptions.RayActorError:
         return Died()
+
+
+def _wait(ray: Any, refs: list[Any], timeout: float | None) -> list[Any]:
+    """``ray.wait`` for one of ``refs`` (None: until one is ready), in short slices with
+    SIGINT/SIGTERM held meanwhile and delivered between them, here in Python: a handler's
+    exception raised inside Ray's C code comes out as a SystemError, not as Ctrl-C/SIGTERM."""
+    start = time.monotonic()
+    while True:
+        left = None if timeout is None else max(0.0, timeout - (time.monotonic() - start))
+        step = SLICE_S if left is None else min(SLICE_S, left)
+        got: list[int] = []
+        held = _hold_signals(got)
+        try:
+            done, _ = ray.wait(refs, num_returns=1, timeout=step)
+        finally:
+            for signum, handler in held.items():
+                signal.signal(signum, handler)
+        for signum in got[:1]:
+            _deliver(signum, held[signum])
+        if done or left == 0.0 or (left is not None and left <= step):
+            return list(done)
+
+
+def _hold_signals(got: list[int]) -> dict[int, Any]:
+    """Record SIGINT/SIGTERM in ``got`` instead of acting; returns the handlers replaced."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    held: dict[int, Any] = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        held[signum] = signal.signal(signum, lambda number, _frame: got.append(number))
+    return held
+
+
+def _deliver(signum: int, handler: Any) -> None:
+    """Act on a held signal as its own handler would have."""
+    if callable(handler):
+        handler(signum, None)
+    elif handler == signal.SIG_DFL:
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        os.kill(os.getpid(), signum)

@@ -15,6 +15,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,6 +131,8 @@ class DyingEngine(FakeEngine):
     process the first time (the marker file records that it happened)."""
 
     def describe(self, data: bytes, upper: bool = False) -> str:
+        if data.startswith(b"slow"):
+            time.sleep(0.5)
         if data == b"die-always":
             os.kill(os.getpid(), signal.SIGKILL)
         if data.startswith(b"die:"):
@@ -189,6 +193,41 @@ def test_an_input_that_always_kills_its_worker_fails_alone(cli, ray_session, fak
     assert "in1.txt: the Ray worker died 4 times on this input" in r.stderr
     assert sorted(tree(out)) == ["in0.txt.txt", "in2.txt.txt", "in3.txt.txt"]
     assert [e["status"] for e in journal(out)] == ["done", "failed", "done", "done"]
+
+
+def test_sigterm_stops_the_driver_and_a_rerun_resumes(cli, ray_session, fake_engine, tmp_path):
+    from mmcli import engines
+
+    engines.register(engines.EngineSpec("fake", "tests.test_ray:DyingEngine",
+                                        frozenset({"caption"})))
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(8):
+        (inputs / f"in{i}.txt").write_text(f"slow {i}")
+    out = tmp_path / "out"
+
+    def terminate_after_first_output() -> None:
+        deadline = time.monotonic() + 120
+        while not (out / "in0.txt.txt").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)  # to this driver, while Ray's get() waits
+
+    killer = threading.Thread(target=terminate_after_first_output)
+    killer.start()
+    args = ("--models", str(fake_engine), "fake-caption", str(inputs), "--output-dir", str(out),
+            *RAY)
+    r = cli(*args)
+    killer.join()
+    assert r.exit_code == 143, r.stderr
+    assert "stopped: " in r.stderr and "left" in r.stderr and "Traceback" not in r.stderr
+    first = len(journal(out))
+    assert 1 <= first < 8
+    again = cli(*args)
+    assert again.exit_code == 0, again.stderr
+    assert again.stderr.startswith(f"{8 - first} done, 0 failed, {first} skipped")
+    entries = journal(out)
+    assert sorted(e["input"] for e in entries) == [str(inputs / f"in{i}.txt") for i in range(8)]
+    assert sorted(tree(out)) == [f"in{i}.txt.txt" for i in range(8)]
 
 
 def test_a_worker_bigger_than_the_cluster_is_a_usage_error(cli, ray_session, fake_engine,
