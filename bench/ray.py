@@ -10,9 +10,9 @@ printed, and every case's transcripts are checked to be the same bytes.
 Cases:
 1. ``--jobs 2 --threads 2`` (two engine processes, one thread each): the baseline.
 2. ``--ray local --ray-workers 2 --ray-cpus 1``: starts Ray, runs, stops it (a cold start).
-3. ``--ray auto`` (``RAY_ADDRESS`` set) against a Ray instance started beforehand with 2 CPUs
-   (held by a helper process, not ``ray start``: ``ray stop`` would end every Ray on the
-   machine): the steady-state cost of running through Ray on a cluster that is already up.
+3. ``--ray auto`` (``RAY_ADDRESS`` set) against a Ray head started beforehand with 2 CPUs
+   (``ray start --head --block``, ended by a signal at the end: ``ray stop`` would end every
+   Ray on the machine): the steady-state cost of Ray on a cluster that is already up.
 
 Target: case 3 within 10 % of case 1 (Ray's start-up in case 2 is reported apart).
 Usage: python bench/ray.py [--runs 3] [--clips 24]
@@ -31,13 +31,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-HOLD = """
-import logging, sys, ray
-ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-         logging_level=logging.ERROR)
-print(ray.get_runtime_context().gcs_address, flush=True)
-sys.stdin.read()  # until the benchmark closes it; Ray stops with this process
-"""
 WORDS = ("river", "station", "morning", "window", "garden", "letter", "market", "engine",
          "harbor", "silver", "thunder", "pencil")
 
@@ -79,6 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--clips", type=int, default=24)
+    parser.add_argument("--port", type=int, default=6390, help="the head's GCS port")
     args = parser.parse_args()
     jobs = 2 if (REPO / "mmcli" / "parallel.py").exists() else 1
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
@@ -95,12 +89,18 @@ def main() -> None:
     }
     times: dict[str, list[float]] = {name: [] for name in cases}
     outputs: dict[str, dict[str, bytes]] = {}
-    head = subprocess.Popen([sys.executable, "-c", HOLD], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, env=env, text=True)
+    head = subprocess.Popen([str(Path(sys.executable).with_name("ray")), "start", "--head",
+                             "--block", "--num-cpus", "2", f"--port={args.port}",
+                             "--include-dashboard=false", "--disable-usage-stats"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
     try:
+        address = ""
         assert head.stdout is not None
-        address = head.stdout.readline().strip()
-        assert address, "the Ray instance for --ray auto did not start"
+        for line in head.stdout:  # "  ray start --address='192.0.2.2:6390'"
+            if "--address='" in line:
+                address = line.split("--address='")[1].split("'")[0]
+                break
+        assert address, "the Ray head for --ray auto did not start"
         clips = make_clips(tmp, args.clips)
         for run in range(args.runs):
             for name, case in cases.items():
@@ -116,8 +116,7 @@ def main() -> None:
             print(f"run {run + 1}: " + ", ".join(f"{n} {t[-1]:.1f} s" for n, t in times.items()),
                   file=sys.stderr)
     finally:
-        if head.stdin is not None:
-            head.stdin.close()
+        head.terminate()  # `ray start --block` stops its head's processes on SIGTERM
         head.wait(timeout=120)
         shutil.rmtree(tmp, ignore_errors=True)
     base = statistics.median(times[f"--jobs {jobs}"])
