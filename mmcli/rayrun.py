@@ -40,7 +40,7 @@ from mmcli.records import ErrorInfo
 from mmcli.work import Work
 
 INSTALL_HINT = "pip install 'mmcli[ray]'"
-DEPTH = 2  # inputs queued per actor: the next one is there when the current one ends
+DEPTH = 2  # inputs in flight per actor: the next one is there when the current one ends
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 SLICE_S = 0.25  # Ray waits in slices this long, signals delivered between them
 WAIT_S = 60.0  # a note on stderr each time no worker has started for this long
@@ -129,7 +129,6 @@ class Worker:
             exc.message = f"{exc.message} (on Ray worker {self.host})"
             exc.args = (exc.message,)
             return Stop(exc)
-
 
     def run_once(self, item: InputItem, seen: tuple[int, int] | None) -> list[TaskEvent] | \
             Stop | NotHere:
