@@ -54,8 +54,10 @@ def ray_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     env = {"PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "XDG_CACHE_HOME": str(home),
            "XDG_CONFIG_HOME": str(home), "HF_HOME": str(home / "hf")}
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    sigterm = signal.getsignal(signal.SIGTERM)  # ray.init installs its own: other tests' stays
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              logging_level=logging.ERROR, runtime_env={"env_vars": env})
+    signal.signal(signal.SIGTERM, sigterm)
     yield ray
     ray.shutdown()
 
