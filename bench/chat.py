@@ -58,7 +58,7 @@ def turn(session: ChatSession, text: str, attachments: list[Attachment] | None =
 MEASURED = (1, 2, 5, 10)
 
 
-Series = tuple[dict[int, float], float, dict[int, int]]
+Series = tuple[dict[int, float], float, dict[int, tuple[int, int]]]
 
 
 def ttft_series(settings: Settings, runs: int, model: str = "smollm2-135m",
@@ -68,7 +68,7 @@ def ttft_series(settings: Settings, runs: int, model: str = "smollm2-135m",
     every later turn must reuse its KV: ``usage.cached_tokens``)."""
     per_turn: dict[int, list[float]] = {n: [] for n in MEASURED}
     cold: list[float] = []
-    evaluated: dict[int, int] = {}
+    evaluated: dict[int, tuple[int, int]] = {}  # turn -> (cached, evaluated) prompt tokens
     for _ in range(runs):
         session = ChatSession(api.load_model("chat", model, settings), settings,
                               Options(max_tokens=max_tokens))
@@ -83,7 +83,8 @@ def ttft_series(settings: Settings, runs: int, model: str = "smollm2-135m",
                     assert n != 1 or record.prefix_reused is None
                     assert n == 1 or record.prefix_reused, "KV prefix not reused"
                     per_turn[n].append(record.timings.extra["ttft_s"])
-                    evaluated[n] = record.usage.prompt_tokens - record.usage.cached_tokens
+                    evaluated[n] = (record.usage.cached_tokens,
+                                    record.usage.prompt_tokens - record.usage.cached_tokens)
             # Turn 10 again on the same history with the KV cache cleared: the no-reuse cost.
             session.conv.turns.pop()
             session.engine._reset()
@@ -121,10 +122,42 @@ def print_series(name: str, series: Series) -> None:
     for n in MEASURED:
         ratios = "" if n == 1 else f"   ({ttft[n] / ttft[1]:.2f}x turn 1" + (
             "" if n == 2 else f", {ttft[n] / ttft[2]:.2f}x turn 2") + ")"
-        print(f"{name} TTFT turn {n:>2}: {ttft[n] * 1000:7.1f} ms, {evaluated[n]:4d} prompt "
+        print(f"{name} TTFT turn {n:>2}: {ttft[n] * 1000:7.1f} ms, {evaluated[n][1]:4d} prompt "
               f"tokens evaluated{ratios}")
     print(f"{name} turn 10 / turn 2 = {ttft[10] / ttft[2]:.2f} (target <= 1.5); with the KV "
           f"cache cleared turn 10 takes {cold * 1000:.1f} ms ({cold / ttft[10]:.1f}x)")
+
+
+def bare_growth(settings: Settings, evaluated: dict[int, tuple[int, int]], runs: int,
+                ) -> tuple[float, float]:
+    """The engine's own growth: bare llama-cpp-python evaluating turn 2's and turn 10's new
+    token counts after as many cached tokens (same GGUF, threads and flash attention as
+    mmcli), median seconds of each, runs interleaved."""
+    import random
+
+    from llama_cpp import Llama
+
+    from mmcli.backends.llama import _cpu_has_amx, _extra_buffers
+
+    model = api.load_model("chat", "smollm2-135m", settings)
+    with _extra_buffers(not _cpu_has_amx()):
+        bare = Llama(str(model.files["model"]), n_ctx=2048, n_threads=settings.threads,
+                     n_threads_batch=settings.threads, flash_attn=True, verbose=False)
+    tokens = [random.Random(0).randrange(300, 5000) for _ in range(2000)]
+    times: dict[int, list[float]] = {2: [], 10: []}
+    try:
+        for _ in range(runs):
+            for n in (2, 10):
+                cached, new = evaluated[n]
+                bare.reset()
+                bare._ctx.kv_cache_clear()
+                bare.eval(tokens[:cached])
+                start = time.perf_counter()
+                bare.eval(tokens[cached:cached + new])
+                times[n].append(time.perf_counter() - start)
+    finally:
+        bare.close()
+    return statistics.median(times[2]), statistics.median(times[10])
 
 
 def bare_decode(llm: object, tokens: list[int], limit: int) -> tuple[int, float]:
@@ -196,6 +229,9 @@ def main() -> None:
     text = ttft_series(settings, args.runs)
     print_series("smollm2 text chat  ", text)
     print(f"smollm2 turn 10 / turn 1 = {text[0][10] / text[0][1]:.2f} (target <= 1.5)")
+    two, ten = bare_growth(settings, text[2], args.runs)
+    print(f"bare llama-cpp-python, the same tokens after the same cache: turn 10 / turn 2 = "
+          f"{ten / two:.2f} ({ten * 1000:.1f} vs {two * 1000:.1f} ms): the engine's own growth")
     print_series("tiny-vlm image chat", image_chat(args.image_runs, args.threads))
     print_series("tiny-vlm, no flash attn", image_chat(args.image_runs, args.threads, False))
     print(f"load average after the TTFT runs: {os.getloadavg()[0]:.2f}")
