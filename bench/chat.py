@@ -3,7 +3,8 @@
 1. Time to first token at turns 1, 2, 5 and 10 of a scripted conversation on the bundled
    SmolLM2-135M (one ChatSession, KV prefix reused between turns). Targets: turn 10 <= 1.5x
    turn 1, and <= 1.5x turn 2. For contrast, turn 10 is also measured after clearing the KV
-   cache (what every turn would cost without prefix reuse).
+   cache (what every turn would cost without prefix reuse), and bare llama-cpp-python evaluates
+   turn 2's and turn 10's new tokens after as many cached ones (the engine's own growth).
 2. The same 10 turns as an image chat: one picture attached at turn 1, on the generated tiny VLM
    (tests/tinyvlm.py, built into a temporary folder). Target: turn 10 <= 1.5x turn 2 (the image
    stays in the KV cache; ``usage.cached_tokens`` is checked), with turn 10 on a cleared KV
@@ -13,7 +14,7 @@
 3. Decode tokens/s of ``ChatSession.send`` vs a bare llama-cpp-python ``Llama.generate`` loop on
    the same GGUF, prompt and sampling, runs interleaved. Target: >= 0.95x.
 
-Usage: python bench/chat.py [--runs 4] [--tokens 128] [--image-runs 12]
+Usage: python bench/chat.py [--runs 4] [--tokens 128] [--image-runs 12] [--threads N]
 """
 
 from __future__ import annotations
