@@ -52,6 +52,11 @@ class FakeWhisper:
         return [SimpleNamespace(value=float(r[0, 0]), prompt=p, model=self.name)
                 for r, p in zip(rows, prompts)]
 
+    def detect_language(self, features: Any) -> list[list[tuple[str, float]]]:
+        rows = np.asarray(features)
+        self.calls.append(("detect_language", len(rows)))
+        return [[(f"<|{'de' if r[0, 0] > 15 else 'en'}|>", float(r[0, 0]))] for r in rows]
+
     def align(self, features: Any, start: list[int], tokens: list[list[int]], frames: Any,
               **kw: Any) -> list[Any]:
         self.calls.append(("align", len(np.asarray(features)), tokens, frames))
@@ -165,6 +170,20 @@ def test_align_rows_and_frames_stay_with_their_input() -> None:
     jobs = _drive(gatherer, [lambda: one(1.0, [1, 2], 100), lambda: one(2.0, [3], 200)])
     assert [j.result for j in jobs] == [[[1, 2]], [[3]]]
     assert fake.calls[-1] == ("align", 2, [[1, 2], [3]], [100, 200])
+
+
+def test_each_input_detects_its_own_language() -> None:
+    """A multilingual model detects the language per window: one batched call, own rows."""
+    fake = FakeWhisper()
+    gatherer = _gather(fake)
+    proxy = gatherer.proxy()
+
+    def one(value: float) -> Any:
+        return proxy.detect_language(proxy.encode(_features(value)))[0][0][0]
+
+    jobs = _drive(gatherer, [lambda v=v: one(v) for v in (1.0, 2.0, 1.0)])
+    assert [j.result for j in jobs] == ["<|en|>", "<|de|>", "<|en|>"]
+    assert fake.calls[-1] == ("detect_language", 3)
 
 
 class CudaRows:
