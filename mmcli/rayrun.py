@@ -258,11 +258,12 @@ def runner(work: Work, where: Where) -> Runner:
 def check_fits(ray: Any, where: Where) -> None:
     """A worker must fit the cluster's CPUs and GPUs, or nothing would ever run."""
     total = ray.cluster_resources()
-    for name, per in (("CPU", where.ray_cpus), ("GPU", where.ray_gpus)):
+    for name, flag, per in (("CPU", "--ray-cpus", where.ray_cpus),
+                            ("GPU", "--ray-gpus", where.ray_gpus)):
         if per > total.get(name, 0.0):
-            raise UsageError(f"--ray-{name.lower()}s {per:g} per worker: the Ray cluster has "
+            raise UsageError(f"{flag} {per:g} per worker: the Ray cluster has "
                              f"{total.get(name, 0.0):g} {name}s",
-                             hint=f"lower --ray-{name.lower()}s or add nodes with {name}s")
+                             hint=f"lower {flag} or add nodes with {name}s")
 
 
 def _stream(ray: Any, actors: list[Any], items: Iterator[InputItem], work: Work) -> Results:

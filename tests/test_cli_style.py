@@ -92,7 +92,8 @@ def test_segment_value_ranges(cli, option, value) -> None:
 
 # Options named in mmcli's messages that belong to other programs (or to click itself).
 FOREIGN_OPTIONS = {"--help": "click", "--force-reinstall": "pip", "--no-cache-dir": "pip",
-                   "--use-preprocess": "samexporter (how to export a SAM model)"}
+                   "--use-preprocess": "samexporter (how to export a SAM model)",
+                   "--head": "ray start (how to start a Ray cluster)"}
 
 
 def test_every_option_a_message_names_exists() -> None:
