@@ -391,3 +391,30 @@ def test_a_lone_input_is_not_batched(cli, speech_dir: Path,
     result = cli("transcribe", str(speech_dir / "s0.wav"), "--batch-size", "8")
     assert result.exit_code == 0, result.stderr
     assert wer(speech_helpers.SENTENCES[0], result.stdout) <= 0.15
+
+
+def test_close_after_an_interrupted_step_releases_every_input() -> None:
+    """SIGTERM raises inside a step, after it took the waiting calls off the queue: ``close``
+    must still answer those calls, or their threads wait forever and the run hangs instead
+    of exiting 143 (seen: a kill during a batched generate)."""
+    import time
+
+    class Interrupted(BaseException):
+        pass
+
+    class Dying(FakeWhisper):
+        def generate(self, features: Any, prompts: list[list[int]], **kw: Any) -> list[Any]:
+            raise Interrupted()
+
+    gatherer = _gather(Dying())
+    proxy = gatherer.proxy()
+    jobs = [gatherer.start(lambda v=v: proxy.generate(_features(v), [[1]]))
+            for v in (1.0, 2.0)]
+    with pytest.raises(Interrupted):
+        while gatherer.step():
+            pass
+    started = time.perf_counter()
+    gatherer.close()
+    assert time.perf_counter() - started < 5
+    assert all(job.done for job in jobs)
+    assert all(type(job.error).__name__ == "Cancelled" for job in jobs)

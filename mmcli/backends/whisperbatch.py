@@ -91,6 +91,8 @@ class Gatherer:
         self._sampler = _Sampler()
         self._closed = False
         self._count = 0
+        self._threads: list[threading.Thread] = []
+        self._open: dict[int, _Call] = {}  # every call not yet answered, by id (see close)
         self.steps: list[dict[str, int]] = []  # per step: call kind -> rows (tests, tuning)
 
     def proxy(self) -> _Proxy:
@@ -116,7 +118,9 @@ class Gatherer:
 
         with self._cond:
             self._running += 1
-        threading.Thread(target=body, name=f"mmcli-batch-{job.number}", daemon=True).start()
+        thread = threading.Thread(target=body, name=f"mmcli-batch-{job.number}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
         return job
 
     def step(self) -> bool:
@@ -144,10 +148,17 @@ class Gatherer:
         """Stop: every waiting and future call raises ``Cancelled`` in its thread."""
         with self._cond:
             self._closed = True
-            for call in self._calls + self._sampler.waiting:
-                call.error, call.done = Cancelled(), True
-            self._calls, self._sampler.waiting = [], []
+            # Also the calls a step has taken out of the queue (an interrupted ``_run``).
+            for call in self._open.values():
+                if not call.done:
+                    call.error, call.done = Cancelled(), True
+            self._calls, self._sampler.waiting, self._open = [], [], {}
             self._cond.notify_all()
+        # Wait for the woken jobs to unwind: a thread still inside CTranslate2 (a sampling
+        # input's own decode) when the interpreter exits aborts the process ("terminate
+        # called without an active exception") instead of exiting 143/130.
+        for thread in self._threads:
+            thread.join(timeout=30)
 
     def submit(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Called by the proxy in a job's thread: wait for the step that runs this call."""
@@ -156,10 +167,12 @@ class Gatherer:
             if self._closed:
                 raise Cancelled()
             self._calls.append(call)
+            self._open[id(call)] = call
             self._running -= 1
             self._cond.notify_all()
             while not call.done:
                 self._cond.wait()
+            self._open.pop(id(call), None)
         if call.error is not None:
             raise call.error
         return call.result

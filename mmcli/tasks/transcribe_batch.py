@@ -166,7 +166,8 @@ def _batched(work: Work, steps: Steps, items: Iterator[InputItem]) -> Results:
                 batch.step()
     finally:
         batch.close()
-        decoder.shutdown(wait=False, cancel_futures=True)
+        # Waits for the one decode under way (short): a thread left inside PyAV at exit aborts.
+        decoder.shutdown(wait=True, cancel_futures=True)
 
 
 def _start(work: Work, steps: Steps, batch: SpeechBatch, item: InputItem,
