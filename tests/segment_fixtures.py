@@ -131,3 +131,18 @@ def centroid(mask: np.ndarray) -> tuple[float, float]:
     """(x, y) centroid of a mask's pixel centres."""
     ys, xs = np.nonzero(mask)
     return float(xs.mean() + 0.5), float(ys.mean() + 0.5)
+
+
+def empty_first_mask(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the first mask of every prompt come back empty (an empty region's error path)."""
+    from mmcli.tasks import segment_core
+
+    real = segment_core.prompt_masks
+
+    def first_empty(*args, **kwargs):  # type: ignore[no-untyped-def]
+        found = real(*args, **kwargs)
+        found[0].mask = found[0].mask & False
+        found[0].area = 0
+        return found
+
+    monkeypatch.setattr(segment_core, "prompt_masks", first_empty)

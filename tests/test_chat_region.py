@@ -15,7 +15,7 @@ from PIL import Image
 
 from mmcli.backends.sam import SamEngine
 from mmcli.tasks.vision import Session
-from tests.segment_fixtures import pictures, sam_dir  # noqa: F401 - fixtures
+from tests.segment_fixtures import empty_first_mask, pictures, sam_dir  # noqa: F401 - fixtures
 from tests.test_region import both  # noqa: F401 - fixture
 from tests.videogen import clips  # noqa: F401 - fixture
 from tests.vision_fixtures import tiny_vlm_dir, tiny_vlm_manifest  # noqa: F401 - fixtures
@@ -154,17 +154,7 @@ def test_no_segment_model_offline_names_its_pull(cli, tiny_vlm_manifest, picture
 
 
 def test_empty_region_is_one_error_line(cli, both, pictures, monkeypatch):
-    from mmcli.tasks import segment_core
-
-    real = segment_core.prompt_masks
-
-    def first_empty(*args, **kwargs):
-        found = real(*args, **kwargs)
-        found[0].mask = found[0].mask & False
-        found[0].area = 0
-        return found
-
-    monkeypatch.setattr(segment_core, "prompt_masks", first_empty)
+    empty_first_mask(monkeypatch)
     land = str(pictures["land"])
     r = chat(cli, both, f"/attach {land} --point 320,240 --point 100,400\nWhat?\n",
              "-m", "tiny-vlm")

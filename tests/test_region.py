@@ -13,7 +13,7 @@ import pytest
 from mmcli.backends.sam import SamEngine
 from mmcli.tasks import vision
 from mmcli.tasks.vision import Session
-from tests.segment_fixtures import MANIFEST, pictures, sam_dir  # noqa: F401 - fixtures
+from tests.segment_fixtures import MANIFEST, empty_first_mask, pictures, sam_dir  # noqa: F401 - fixtures
 from tests.vision_fixtures import tiny_vlm_dir, tiny_vlm_manifest  # noqa: F401 - fixtures
 
 
@@ -190,17 +190,7 @@ def test_segment_model_missing_offline_is_exit_3(cli, tiny_vlm_manifest, picture
 @pytest.mark.parametrize("task,extra", [("caption", []), ("vqa", ["-q", "What is it?"])])
 def test_empty_mask_fails_only_that_region(cli, both, pictures, monkeypatch, tmp_path, task,
                                            extra):
-    from mmcli.tasks import segment_core
-
-    real = segment_core.prompt_masks
-
-    def first_empty(*args, **kwargs):
-        found = real(*args, **kwargs)
-        found[0].mask = found[0].mask & False
-        found[0].area = 0
-        return found
-
-    monkeypatch.setattr(segment_core, "prompt_masks", first_empty)
+    empty_first_mask(monkeypatch)
     out = tmp_path / "out"
     r = cli("--models", str(both), task, str(pictures["land"]), "--point", "320,240",
             "--point", "100,400", *extra, "-f", "jsonl", "--max-tokens", "4",
