@@ -22,7 +22,6 @@ from mmcli.errors import MmcliError
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
-    from mmcli.batch import Runner
     from mmcli.inputs import InputItem
     from mmcli.work import Work
 
@@ -33,7 +32,7 @@ def main(work: Work, conn: Connection, log: Connection | None, parent: int) -> N
     feed = _Feed(conn)
     try:
         work.install()
-        run = _local_runner(work)
+        run = work.runner()
         while not feed.stopped:
             for _item, events in run(feed.burst()):
                 done = list(events)  # per-input failures are records by now
@@ -46,17 +45,6 @@ def main(work: Work, conn: Connection, log: Connection | None, parent: int) -> N
         from mmcli import engines
 
         engines.close_all()
-
-
-def _local_runner(work: Work) -> Runner:
-    """``runners.local`` (not imported: runners imports ``parallel``, which imports this)."""
-    from mmcli import tasks
-    from mmcli.batch import sequential
-
-    batched = tasks.get(work.task).runner(work)
-    if batched is not None:
-        return batched
-    return sequential(work.process(), work.error_record, debug=work.settings.debug)
 
 
 class _Feed:

@@ -116,13 +116,8 @@ class Worker:
         """One input's events; ``seen`` is the (size, mtime) the driver sees for its file."""
         if seen is not None and item.path is not None and _fingerprint(item.path) != seen:
             return NotHere()
-        if self.runner is None:  # runners.local's choice (importing it would be a cycle)
-            from mmcli import tasks
-            from mmcli.batch import sequential
-
-            w = self.work
-            self.runner = tasks.get(w.task).runner(w) or \
-                sequential(w.process(), w.error_record, debug=w.settings.debug)
+        if self.runner is None:
+            self.runner = self.work.runner()
         try:
             return [e for _, events in self.runner(iter([item])) for e in events]
         except MmcliError as exc:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from mmcli.batch import Runner, sequential
+from mmcli.batch import Runner
 from mmcli.work import Work
 
 
@@ -30,14 +30,4 @@ def choose(work: Work, where: Placement) -> Runner:
         from mmcli import parallel
 
         return parallel.runner(work, where.jobs)
-    return local(work)
-
-
-def local(work: Work) -> Runner:
-    """The runner of this process: the task's own batching runner, else one at a time."""
-    from mmcli import tasks
-
-    batched = tasks.get(work.task).runner(work)
-    if batched is not None:
-        return batched
-    return sequential(work.process(), work.error_record, debug=work.settings.debug)
+    return work.runner()

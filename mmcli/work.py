@@ -16,6 +16,7 @@ from mmcli.records import ResolvedModel
 from mmcli.settings import Settings
 
 if TYPE_CHECKING:
+    from mmcli.batch import Runner
     from mmcli.engines import EngineSpec
     from mmcli.events import TaskEvent
     from mmcli.inputs import InputItem
@@ -60,6 +61,17 @@ class Work:
         from mmcli import tasks
 
         return tasks.get(self.task).processor(self.model, self.settings, self.options)
+
+    def runner(self) -> Runner:
+        """The runner of this process (the driver's, or a worker's for its share): the task's
+        own batching runner, else one input at a time."""
+        from mmcli import tasks
+        from mmcli.batch import sequential
+
+        batched = tasks.get(self.task).runner(self)
+        if batched is not None:
+            return batched
+        return sequential(self.process(), self.error_record, debug=self.settings.debug)
 
     def error_record(self, item: InputItem, info: ErrorInfo) -> Record:
         """The task's record of an input that failed."""
